@@ -1,0 +1,140 @@
+"""xDS resources as the generators hand them to the server: named, typed, serialized once.
+
+A `Resource` wraps one Envoy v3 message. Its `Any` encoding and its content version are computed
+lazily and cached on the object, so a resource shared by many proxies (the usual case for clusters
+and ClusterLoadAssignments) is serialized once per mesh version, not once per proxy or per push.
+
+`ProxyResources` is everything one proxy should have, per type URL, in generation order. The server
+compares two `ProxyResources` by resource versions to decide what to push (SotW: the whole type when
+anything in it changed; delta: only the changed and removed names).
+
+Envoy type URLs and the push order CDS -> EDS -> LDS -> RDS (make before break) are defined here and
+nowhere else.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+
+
+class TypeUrl(enum.StrEnum):
+    CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+    ENDPOINT = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+    LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
+    ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+    SECRET = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+
+    @property
+    def short(self) -> str:
+        """CDS, EDS, LDS, RDS, SDS: the names used in logs, metrics and proxy-status."""
+        return _SHORT[self]
+
+
+_SHORT = {
+    TypeUrl.CLUSTER: "CDS",
+    TypeUrl.ENDPOINT: "EDS",
+    TypeUrl.LISTENER: "LDS",
+    TypeUrl.ROUTE: "RDS",
+    TypeUrl.SECRET: "SDS",
+}
+
+PUSH_ORDER: tuple[TypeUrl, ...] = (TypeUrl.CLUSTER, TypeUrl.ENDPOINT, TypeUrl.LISTENER, TypeUrl.ROUTE)
+"""Istio's and Envoy's make-before-break order (perf-and-peers.md §A5)."""
+
+WILDCARD_TYPES: frozenset[TypeUrl] = frozenset({TypeUrl.CLUSTER, TypeUrl.LISTENER})
+"""Envoy always subscribes to these as wildcard; the others are requested by name."""
+
+
+class Resource:
+    """One named xDS resource. Treat as immutable: the message must not be mutated after creation."""
+
+    __slots__ = ("_any", "_version", "message", "name")
+
+    def __init__(self, name: str, message: Message) -> None:
+        self.name = name
+        self.message = message
+        self._any: any_pb2.Any | None = None
+        self._version: str | None = None
+
+    @property
+    def any(self) -> any_pb2.Any:
+        """The message packed as `google.protobuf.Any` (serialized deterministically, once)."""
+        if self._any is None:
+            packed = any_pb2.Any()
+            packed.type_url = "type.googleapis.com/" + self.message.DESCRIPTOR.full_name
+            packed.value = self.message.SerializeToString(deterministic=True)
+            self._any = packed
+        return self._any
+
+    @property
+    def version(self) -> str:
+        """A content hash: equal bytes give equal versions, across proxies and mesh versions."""
+        if self._version is None:
+            self._version = hashlib.blake2b(self.any.value, digest_size=8).hexdigest()
+        return self._version
+
+    @property
+    def size(self) -> int:
+        return len(self.any.value)
+
+    def __repr__(self) -> str:
+        return f"Resource({self.name!r}, {self.message.DESCRIPTOR.name})"
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceSet:
+    """The resources of one type for one proxy, by name, in generation order."""
+
+    type_url: TypeUrl
+    by_name: Mapping[str, Resource] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, type_url: TypeUrl, resources: Iterable[Resource]) -> ResourceSet:
+        by_name: dict[str, Resource] = {}
+        for resource in resources:
+            by_name.setdefault(resource.name, resource)  # first wins, like Istio's de-duplication
+        return cls(type_url, by_name)
+
+    def __iter__(self) -> Iterator[Resource]:
+        return iter(self.by_name.values())
+
+    def __len__(self) -> int:
+        return len(self.by_name)
+
+    def names(self) -> list[str]:
+        return list(self.by_name)
+
+    def versions(self) -> dict[str, str]:
+        """name -> content version: what delta xDS compares and what SotW hashes into a type version."""
+        return {name: resource.version for name, resource in self.by_name.items()}
+
+    def subset(self, names: Iterable[str]) -> list[Resource]:
+        """The named resources that exist, in request order (RDS/EDS are requested by name)."""
+        return [self.by_name[n] for n in names if n in self.by_name]
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyResources:
+    """Everything generated for one proxy: one `ResourceSet` per type URL in `PUSH_ORDER`."""
+
+    clusters: ResourceSet
+    endpoints: ResourceSet
+    listeners: ResourceSet
+    routes: ResourceSet
+
+    def of(self, type_url: TypeUrl) -> ResourceSet:
+        return {
+            TypeUrl.CLUSTER: self.clusters,
+            TypeUrl.ENDPOINT: self.endpoints,
+            TypeUrl.LISTENER: self.listeners,
+            TypeUrl.ROUTE: self.routes,
+        }.get(type_url, ResourceSet(type_url))
+
+    def __iter__(self) -> Iterator[ResourceSet]:
+        return iter((self.clusters, self.endpoints, self.listeners, self.routes))
