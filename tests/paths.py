@@ -4,5 +4,5 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 CONFORMANCE = REPO / "tests" / "data" / "conformance"
-"""Istio's public test data (Apache-2.0, see LICENSE and NOTICE.md there), vendored from shared/conformance."""
+"""Istio's public test data (Apache-2.0, see LICENSE and NOTICE.md there), from shared/conformance."""
 SAMPLES = REPO / "samples"
