@@ -274,19 +274,22 @@ def product_page(req: Request) -> Response:
 
 
 def index_page(req: Request) -> Response:
+    """The services productpage calls, with the timeouts in force (tests read them here)."""
     s = SETTINGS
     rows = "".join(
-        f"<tr><td>{name}</td><td>{_e(up.url(path))}</td></tr>"
-        for name, up, path in (
-            ("details", s.details, "/details"),
-            ("reviews", s.reviews, "/reviews"),
-            ("ratings (via reviews)", s.ratings, "/ratings"),
+        f'<tr class="upstream" data-service="{name}"><td>{name}</td><td>{_e(up.url(path))}</td>'
+        f'<td class="timeout">{timeout:g}</td><td class="attempts">{attempts}</td></tr>'
+        for name, up, path, timeout, attempts in (
+            ("details", s.details, "/details", s.details_timeout, 1),
+            ("reviews", s.reviews, "/reviews", s.reviews_timeout, REVIEWS_ATTEMPTS),
+            ("ratings", s.ratings, "/ratings", s.ratings_timeout, 1),
         )
     )
     body = (
         '<div class="section"><h2>Hello! This is a simple bookstore application consisting of three '
         "services as shown below</h2>"
-        f"<table><tr><th>service</th><th>endpoint</th></tr>{rows}</table>"
+        "<table><tr><th>service</th><th>endpoint</th><th>timeout (s)</th><th>attempts</th></tr>"
+        f"{rows}</table>"
         '<p><a href="productpage?u=normal">Normal user</a> | '
         '<a href="productpage?u=test">Test user</a></p></div>'
     )

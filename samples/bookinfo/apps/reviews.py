@@ -13,7 +13,8 @@ One program for all three versions, configured like Istio's Java reviews image:
     GET /reviews/<id> -> {"id", "podname", "clustername", "version", "reviews": [
                             {"reviewer", "text", "rating": {"stars", "color"} | {"error"}}  (rating: v2/v3)],
                           "headers": <propagated headers as received>,
-                          "ratings_call": {"status", "podname", "version", "headers", "error"}  (v2/v3)}
+                          "ratings_call": {"status", "timeout", "podname", "version", "headers",
+                                           "error"}  (v2/v3)}
     GET /health       -> {"status": "Reviews is healthy"}
 
 When ratings fails, times out or answers non-200, each rating is
@@ -86,7 +87,11 @@ SETTINGS = Settings.from_env()
 def fetch_ratings(product_id: int, req: Request) -> tuple[dict[str, int], dict[str, object]]:
     """Stars per reviewer (empty when ratings is unavailable) and a record of the call for tests."""
     result = http_get(SETTINGS.ratings, f"/ratings/{product_id}", req.propagated(), SETTINGS.ratings_timeout)
-    call: dict[str, object] = {"status": result.status, "error": result.error}
+    call: dict[str, object] = {
+        "status": result.status,
+        "error": result.error,
+        "timeout": SETTINGS.ratings_timeout,
+    }
     if result.status != 200:
         if result.status is not None:
             call["error"] = f"HTTP {result.status}"
