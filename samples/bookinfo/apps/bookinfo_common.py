@@ -293,7 +293,7 @@ class App:
     version: str
     route: Route
     fault: FaultKnob = field(default_factory=FaultKnob.from_env)
-    log_headers: tuple[str, ...] = ("x-request-id", "end-user")
+    log_headers: tuple[str, ...] = ("x-request-id", "x-b3-traceid", "end-user")
     """Inbound headers echoed on the access-log line when present."""
 
     def dispatch(self, req: Request) -> Response:

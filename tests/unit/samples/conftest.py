@@ -74,12 +74,13 @@ class AppProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_for_log(self, needle: str, timeout: float = 5.0) -> str:
-        """The log once it contains ``needle`` (a server logs after it answered, so poll briefly)."""
+    def wait_for_log(self, needle: str, count: int = 1, timeout: float = 5.0) -> str:
+        """The log once it contains ``needle`` ``count`` times (a server logs its line after it has
+        answered, so the client may be faster than the log: poll briefly)."""
         deadline = time.monotonic() + timeout
         while True:
             text = self.log()
-            if needle in text or time.monotonic() > deadline:
+            if text.count(needle) >= count or time.monotonic() > deadline:
                 return text
             time.sleep(0.02)
 
