@@ -14,9 +14,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import envoy
 from google.protobuf import json_format
 
-import envoy
 from pilotfish.xds.protos import cluster_pb2, http_connection_manager_pb2, listener_pb2, pack
 from pilotfish.xds.resources import ProxyResources
 
@@ -82,6 +82,8 @@ def envoy_validate(resources: ProxyResources) -> tuple[bool, str]:
         path.write_text(json.dumps(validation_bootstrap(resources)))
         result = subprocess.run(
             [str(ENVOY), "--mode", "validate", "-c", str(path), "-l", "error", "--disable-hot-restart"],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     return result.returncode == 0, (result.stdout + result.stderr)[-4000:]

@@ -69,9 +69,14 @@ def resolve_proxy(mesh: Mesh, node_id: str, metadata: Mapping[str, Any]) -> Prox
     if workload is not None and workload.proxy_type is not None:
         proxy = proxy_for_workload(mesh, workload)
         return Proxy(
-            proxy_type=node.proxy_type, ip=node.ip or proxy.ip, pod_name=proxy.pod_name,
-            namespace=proxy.namespace, labels=proxy.labels, service_account=proxy.service_account,
-            domain_suffix=proxy.domain_suffix, ipv6=":" in (node.ip or proxy.ip),
+            proxy_type=node.proxy_type,
+            ip=node.ip or proxy.ip,
+            pod_name=proxy.pod_name,
+            namespace=proxy.namespace,
+            labels=proxy.labels,
+            service_account=proxy.service_account,
+            domain_suffix=proxy.domain_suffix,
+            ipv6=":" in (node.ip or proxy.ip),
             container_ports=proxy.container_ports,
         )
     labels = metadata.get("LABELS")
@@ -80,7 +85,9 @@ def resolve_proxy(mesh: Mesh, node_id: str, metadata: Mapping[str, Any]) -> Prox
         ip=node.ip,
         pod_name=node.pod_name,
         namespace=node.namespace,
-        labels=freeze_labels({str(k): str(v) for k, v in labels.items()}) if isinstance(labels, Mapping) else (),
+        labels=freeze_labels({str(k): str(v) for k, v in labels.items()})
+        if isinstance(labels, Mapping)
+        else (),
         domain_suffix=mesh.domain_suffix,
         ipv6=":" in node.ip,
         known=False,
@@ -101,7 +108,9 @@ def find_workload(mesh: Mesh, pod: str, namespace: str) -> Workload:
     if not found or found[0].proxy_type is None:
         candidates = ", ".join(w.proxy_id for w in mesh.proxies()) or "none"
         reason = "runs no proxy" if found else "not found"
-        raise PodNotFound(f"pod {pod}.{namespace} {reason} in the manifests (pods with proxies: {candidates})")
+        raise PodNotFound(
+            f"pod {pod}.{namespace} {reason} in the manifests (pods with proxies: {candidates})"
+        )
     return found[0]
 
 

@@ -80,44 +80,62 @@ def _select_sidecar(mesh: Mesh, proxy: Proxy) -> ConfigObject | None:
     root = mesh.mesh_config.root_namespace
     local = [s for s in mesh.sidecars if s.namespace == proxy.namespace]
     for sidecar in local:
-        selector = sidecar.spec.workload_selector
-        if selector is not None and selector.labels and labels_match(selector.labels, labels):
+        selector = _selector(sidecar)
+        if selector and labels_match(selector, labels):
             return sidecar
     for sidecar in local:
-        if sidecar.spec.workload_selector is None or not sidecar.spec.workload_selector.labels:
+        if not _selector(sidecar):
             return sidecar
     for sidecar in mesh.sidecars:
-        if sidecar.namespace == root and not (sidecar.spec.workload_selector and sidecar.spec.workload_selector.labels):
+        if sidecar.namespace == root and not _selector(sidecar):
             return sidecar
     return None
+
+
+def _selector(sidecar: ConfigObject) -> Mapping[str, str]:
+    selector = sidecar.spec.workload_selector
+    return selector.labels if selector is not None else {}
 
 
 def _build_scope(mesh: Mesh, namespace: str, sidecar: ConfigObject | None) -> Scope:
     services = [s for s in mesh.services if visible(s.export_to, s.namespace, namespace)]
     vses = [v for v in mesh_virtual_services(mesh) if visible(v.spec.export_to, v.namespace, namespace)]
-    registry_only = mesh.mesh_config.outbound_traffic_policy.mode is istio.OutboundTrafficPolicyMode.REGISTRY_ONLY
+    registry_only = _is_registry_only(mesh.mesh_config.outbound_traffic_policy)
     if sidecar is None:
-        egress = (EgressListener(None, "", istio.CaptureMode.DEFAULT, tuple(services), tuple(vses)),)
-        return Scope(namespace, None, egress, (), registry_only)
+        catch_all = EgressListener(None, "", istio.CaptureMode.DEFAULT, tuple(services), tuple(vses))
+        return Scope(namespace, None, (catch_all,), (), registry_only)
     spec: istio.SidecarSpec = sidecar.spec
     if spec.outbound_traffic_policy is not None:
-        registry_only = spec.outbound_traffic_policy.mode is istio.OutboundTrafficPolicyMode.REGISTRY_ONLY
+        registry_only = _is_registry_only(spec.outbound_traffic_policy)
     listeners = spec.egress or [istio.IstioEgressListener.model_validate({"hosts": ["*/*"]})]
-    egress = tuple(
-        EgressListener(
-            listener.port,
-            listener.bind,
-            listener.capture_mode,
-            tuple(s for s in services if _imports(listener.hosts, sidecar.namespace, s.namespace, s.hostname)),
-            tuple(
-                v for v in vses if any(
-                    _imports(listener.hosts, sidecar.namespace, v.namespace, h) for h in vs_hosts(v, mesh.domain_suffix)
-                )
-            ),
-        )
-        for listener in listeners
-    )
+    egress = tuple(_egress(mesh, sidecar.namespace, listener, services, vses) for listener in listeners)
     return Scope(namespace, sidecar, egress, tuple(spec.ingress), registry_only)
+
+
+def _is_registry_only(policy: istio.OutboundTrafficPolicy) -> bool:
+    return policy.mode is istio.OutboundTrafficPolicyMode.REGISTRY_ONLY
+
+
+def _egress(
+    mesh: Mesh,
+    sidecar_namespace: str,
+    listener: istio.IstioEgressListener,
+    services: list[Service],
+    vses: list[ConfigObject],
+) -> EgressListener:
+    """An egress listener with the services and VirtualServices its `hosts` import."""
+    imported = tuple(
+        s for s in services if _imports(listener.hosts, sidecar_namespace, s.namespace, s.hostname)
+    )
+    imported_vses = tuple(
+        v
+        for v in vses
+        if any(
+            _imports(listener.hosts, sidecar_namespace, v.namespace, h)
+            for h in vs_hosts(v, mesh.domain_suffix)
+        )
+    )
+    return EgressListener(listener.port, listener.bind, listener.capture_mode, imported, imported_vses)
 
 
 def _imports(egress_hosts: Sequence[str], sidecar_namespace: str, namespace: str, hostname: str) -> bool:
@@ -147,7 +165,7 @@ def vs_hosts(vs: ConfigObject, domain_suffix: str) -> list[str]:
 
 def gateway_ref(name: str, namespace: str) -> str:
     """Resolve a VirtualService's `gateways` entry: `name` and `./name` are in the VS's namespace."""
-    if name == MESH_GATEWAY or "/" in name and not name.startswith("./"):
+    if name == MESH_GATEWAY or ("/" in name and not name.startswith("./")):
         return name
     return f"{namespace}/{name.removeprefix('./')}"
 

@@ -154,7 +154,9 @@ def _passthrough(mesh: Mesh, name: str, source: str | None) -> cluster_pb2.Clust
     else:
         cluster.circuit_breakers.thresholds.add(max_connections=u32(102400), max_retries=u32(1024))
     if source is not None:
-        cluster.upstream_bind_config.source_address.CopyFrom(address_pb2.SocketAddress(address=source, port_value=0))
+        cluster.upstream_bind_config.source_address.CopyFrom(
+            address_pb2.SocketAddress(address=source, port_value=0)
+        )
     return cluster
 
 
@@ -177,7 +179,9 @@ def inbound_clusters(mesh: Mesh, proxy: Proxy) -> list[Resource]:
         )
         localhost = "::1" if proxy.ipv6 else "127.0.0.1"
         cluster.load_assignment.CopyFrom(static_load_assignment(key.name, localhost, target.target_port))
-        cluster.circuit_breakers.thresholds.append(_default_thresholds(modern) if modern else _empty_threshold())
+        cluster.circuit_breakers.thresholds.append(
+            _default_thresholds(modern) if modern else _empty_threshold()
+        )
         result[key.name] = Resource(key.name, cluster)
     return [*result.values(), *_inbound_passthrough(mesh, proxy)]
 
@@ -186,7 +190,9 @@ def _empty_threshold() -> circuit_breaker_pb2.CircuitBreakers.Thresholds:
     return circuit_breaker_pb2.CircuitBreakers.Thresholds()
 
 
-def inbound_cluster_key(service: Service, port: ServicePort, target_port: int, modern: bool) -> names.ClusterKey:
+def inbound_cluster_key(
+    service: Service, port: ServicePort, target_port: int, modern: bool
+) -> names.ClusterKey:
     """1.3: `inbound|<servicePort>|<portName>|<fqdn>`; modern: `inbound|<targetPort>||`."""
     if modern:
         return names.ClusterKey.inbound(target_port)
@@ -195,11 +201,15 @@ def inbound_cluster_key(service: Service, port: ServicePort, target_port: int, m
 
 def _inbound_passthrough(mesh: Mesh, proxy: Proxy) -> Iterator[Resource]:
     if mesh.profile is Profile.MODERN:
-        cluster = _passthrough(mesh, names.INBOUND_PASSTHROUGH_CLUSTER_MODERN, names.INBOUND_PASSTHROUGH_SOURCE_V4)
+        cluster = _passthrough(
+            mesh, names.INBOUND_PASSTHROUGH_CLUSTER_MODERN, names.INBOUND_PASSTHROUGH_SOURCE_V4
+        )
         yield Resource(cluster.name, cluster)
         return
     cluster = _passthrough(mesh, names.INBOUND_PASSTHROUGH_CLUSTER_V4, names.INBOUND_PASSTHROUGH_SOURCE_V4)
     yield Resource(cluster.name, cluster)
     if proxy.ipv6:
-        cluster = _passthrough(mesh, names.INBOUND_PASSTHROUGH_CLUSTER_V6, names.INBOUND_PASSTHROUGH_SOURCE_V6)
+        cluster = _passthrough(
+            mesh, names.INBOUND_PASSTHROUGH_CLUSTER_V6, names.INBOUND_PASSTHROUGH_SOURCE_V6
+        )
         yield Resource(cluster.name, cluster)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf import json_format
-
 from envoy.admin.v3 import clusters_pb2, config_dump_pb2, config_dump_shared_pb2
 from envoy.config.bootstrap.v3 import bootstrap_pb2
+from google.protobuf import json_format
+
 from pilotfish.xds.protos import pack
 from pilotfish.xds.resources import ProxyResources
 
@@ -34,8 +34,13 @@ def config_dump_message(resources: ProxyResources, version: str) -> config_dump_
     for resource in resources.endpoints:
         endpoints.dynamic_endpoint_configs.add(version_info=version, endpoint_config=resource.any)
     dump = config_dump_pb2.ConfigDump()
-    for section in (config_dump_pb2.BootstrapConfigDump(bootstrap=bootstrap_pb2.Bootstrap()),
-                    clusters, listeners, routes, endpoints):
+    for section in (
+        config_dump_pb2.BootstrapConfigDump(bootstrap=bootstrap_pb2.Bootstrap()),
+        clusters,
+        listeners,
+        routes,
+        endpoints,
+    ):
         dump.configs.append(pack(section))
     return dump
 
@@ -52,7 +57,7 @@ def clusters_status(resources: ProxyResources) -> dict[str, Any]:
     for resource in resources.clusters:
         entry = status.cluster_statuses.add(name=resource.name, added_via_api=True)
         cla = resources.endpoints.by_name.get(resource.name)
-        assignment = cla.message if cla is not None else resource.message.load_assignment  # type: ignore[attr-defined]
+        assignment = cla.message if cla is not None else resource.message.load_assignment
         for group in assignment.endpoints:
             for lb in group.lb_endpoints:
                 host = entry.host_statuses.add(weight=lb.load_balancing_weight.value or 1)

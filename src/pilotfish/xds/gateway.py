@@ -20,7 +20,12 @@ from pilotfish.model.protocol import Protocol, parse_protocol
 from pilotfish.model.proxy import Proxy
 from pilotfish.model.scope import labels_match, visible, vs_gateways, vs_hosts
 from pilotfish.xds.hcm import Side, connection_manager, hcm_filter
-from pilotfish.xds.httproute import RouteContext, destination_cluster, merge_catch_all_last, translate_virtual_service
+from pilotfish.xds.httproute import (
+    RouteContext,
+    destination_cluster,
+    merge_catch_all_last,
+    translate_virtual_service,
+)
 from pilotfish.xds.protos import (
     TCP_PROXY,
     TLS_INSPECTOR,
@@ -63,7 +68,9 @@ class BoundServer:
     @property
     def terminates_tls(self) -> bool:
         tls = self.server.tls
-        return tls is not None and tls.mode in _TERMINATING and self.protocol in (Protocol.HTTPS, Protocol.TLS)
+        return (
+            tls is not None and tls.mode in _TERMINATING and self.protocol in (Protocol.HTTPS, Protocol.TLS)
+        )
 
     @property
     def serves_http(self) -> bool:
@@ -73,7 +80,9 @@ class BoundServer:
     def route_name(self) -> str:
         if self.terminates_tls and self.protocol is Protocol.HTTPS:
             port = self.server.port
-            return names.gateway_https_route_name(self.listen_port, port.name, self.gateway.name, self.gateway.namespace)
+            return names.gateway_https_route_name(
+                self.listen_port, port.name, self.gateway.name, self.gateway.namespace
+            )
         return names.gateway_http_route_name(self.listen_port)
 
 
@@ -95,7 +104,11 @@ def _listen_port(mesh: Mesh, proxy: Proxy, server: istio.Server) -> int:
     if mesh.profile is not Profile.MODERN:
         return server.port.number
     for service in mesh.services:
-        if service.namespace == proxy.namespace and service.selector and labels_match(service.selector, proxy.label_map):
+        if (
+            service.namespace == proxy.namespace
+            and service.selector
+            and labels_match(service.selector, proxy.label_map)
+        ):
             port = service.port(server.port.number)
             if port is not None and isinstance(port.target_port, int):
                 return port.target_port
@@ -123,7 +136,9 @@ def _listener(mesh: Mesh, proxy: Proxy, port: int, servers: list[BoundServer]) -
     for bound in servers:
         if bound.serves_http and not bound.terminates_tls:
             if not plain_http_done:
-                manager = connection_manager(mesh.mesh_config, Side.GATEWAY, stat_prefix, rds=bound.route_name)
+                manager = connection_manager(
+                    mesh.mesh_config, Side.GATEWAY, stat_prefix, rds=bound.route_name
+                )
                 listener.filter_chains.add(filters=[hcm_filter(manager)])
                 plain_http_done = True
         elif bound.terminates_tls:
@@ -140,7 +155,9 @@ def _server_names(server: istio.Server) -> list[str]:
     return [] if "*" in stripped else stripped
 
 
-def _terminating_chain(mesh: Mesh, bound: BoundServer, stat_prefix: str) -> listener_components_pb2.FilterChain:
+def _terminating_chain(
+    mesh: Mesh, bound: BoundServer, stat_prefix: str
+) -> listener_components_pb2.FilterChain:
     tls = bound.server.tls
     assert tls is not None
     context = tls_pb2.DownstreamTlsContext()
@@ -177,7 +194,7 @@ def _bound_virtual_services(mesh: Mesh, bound: BoundServer) -> list[ConfigObject
 
 
 def _tcp_chains(mesh: Mesh, proxy: Proxy, bound: BoundServer) -> list[listener_components_pb2.FilterChain]:
-    """TLS PASSTHROUGH: one chain per VirtualService `tls` match (by SNI); plain TCP: the first `tcp` route."""
+    """TLS PASSTHROUGH: a chain per VirtualService `tls` match (by SNI); plain TCP: the first `tcp` route."""
     tls = bound.server.tls
     if tls is not None and tls.mode is istio.ServerTLSMode.PASSTHROUGH:
         return _passthrough_chains(mesh, proxy, bound)
@@ -185,7 +202,9 @@ def _tcp_chains(mesh: Mesh, proxy: Proxy, bound: BoundServer) -> list[listener_c
     return [listener_components_pb2.FilterChain(filters=filters)] if filters else []
 
 
-def _passthrough_chains(mesh: Mesh, proxy: Proxy, bound: BoundServer) -> list[listener_components_pb2.FilterChain]:
+def _passthrough_chains(
+    mesh: Mesh, proxy: Proxy, bound: BoundServer
+) -> list[listener_components_pb2.FilterChain]:
     chains = []
     ctx = RouteContext(mesh, proxy, frozenset({bound.gateway_ref}), bound.listen_port)
     for vs in _bound_virtual_services(mesh, bound):
@@ -209,13 +228,17 @@ def _first_tcp_route_filters(mesh: Mesh, bound: BoundServer) -> list[listener_co
     return []
 
 
-def _tcp_route_filter(ctx: RouteContext, vs: ConfigObject, route: list[istio.RouteDestination]) -> listener_components_pb2.Filter:
+def _tcp_route_filter(
+    ctx: RouteContext, vs: ConfigObject, route: list[istio.RouteDestination]
+) -> listener_components_pb2.Filter:
     if len(route) == 1:
         return tcp_proxy_filter(destination_cluster(ctx, vs, route[0].destination))
     proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=f"{vs.name}.{vs.namespace}")
     for dest in route:
         if dest.weight:
-            proxy.weighted_clusters.clusters.add(name=destination_cluster(ctx, vs, dest.destination), weight=dest.weight)
+            proxy.weighted_clusters.clusters.add(
+                name=destination_cluster(ctx, vs, dest.destination), weight=dest.weight
+            )
     return network_filter(TCP_PROXY, proxy)
 
 
@@ -234,7 +257,9 @@ def router_routes(mesh: Mesh, proxy: Proxy) -> list[Resource]:
     return [Resource(c.name, c) for c in configs]
 
 
-def _route_config(mesh: Mesh, proxy: Proxy, name: str, servers: list[BoundServer]) -> route_pb2.RouteConfiguration:
+def _route_config(
+    mesh: Mesh, proxy: Proxy, name: str, servers: list[BoundServer]
+) -> route_pb2.RouteConfiguration:
     config = route_pb2.RouteConfiguration(name=name)
     config.validate_clusters.value = False
     vhosts: dict[str, route_components_pb2.VirtualHost] = {}
@@ -288,7 +313,11 @@ def _intersect(mesh: Mesh, bound: BoundServer, vs: ConfigObject) -> list[str]:
     result: list[str] = []
     for server_host in bound.server.hosts:
         namespace, slash, host = server_host.rpartition("/")
-        if slash and namespace not in ("*", vs.namespace) and not (namespace == "." and vs.namespace == bound.gateway.namespace):
+        if (
+            slash
+            and namespace not in ("*", vs.namespace)
+            and not (namespace == "." and vs.namespace == bound.gateway.namespace)
+        ):
             continue
         for vs_host in vs_hosts(vs, mesh.domain_suffix):
             picked = _pick(host, vs_host)

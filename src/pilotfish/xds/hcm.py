@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import enum
+from typing import TypeAlias
 
 from pilotfish.config.meshconfig import MeshConfig, Profile
 from pilotfish.xds.accesslog import access_logs
@@ -24,7 +25,7 @@ from pilotfish.xds.protos import (
     router_pb2,
 )
 
-Manager = http_connection_manager_pb2.HttpConnectionManager
+Manager: TypeAlias = http_connection_manager_pb2.HttpConnectionManager
 
 
 class Side(enum.Enum):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from pilotfish.config import istio
 from pilotfish.config.objects import ConfigObject
@@ -36,9 +37,11 @@ from pilotfish.xds.protos import (
     u32,
 )
 
-Route = route_components_pb2.Route
+Route: TypeAlias = route_components_pb2.Route
 
-_RETRY_ON_13 = "connect-failure,refused-stream,unavailable,cancelled,resource-exhausted,retriable-status-codes"
+_RETRY_ON_13 = (
+    "connect-failure,refused-stream,unavailable,cancelled,resource-exhausted,retriable-status-codes"
+)
 _RETRY_ON_MODERN = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
 _REDIRECT_CODES = {
     301: route_components_pb2.RedirectAction.MOVED_PERMANENTLY,
@@ -89,7 +92,9 @@ def default_retry_policy(modern: bool) -> route_components_pb2.RetryPolicy:
         num_retries=u32(2),
         host_selection_retry_max_attempts=5,
     )
-    policy.retry_host_predicate.add(name=PREVIOUS_HOSTS, typed_config=pack(previous_hosts_pb2.PreviousHostsPredicate()))
+    policy.retry_host_predicate.add(
+        name=PREVIOUS_HOSTS, typed_config=pack(previous_hosts_pb2.PreviousHostsPredicate())
+    )
     if not modern:
         policy.retriable_status_codes.append(503)
     return policy
@@ -132,11 +137,15 @@ def _gateway_name(name: str) -> str:
 def _is_catch_all(route: Route) -> bool:
     match = route.match
     has_extra = match.headers or match.query_parameters
-    catch_all_path = match.prefix == "/" or (match.HasField("safe_regex") and match.safe_regex.regex in ("*", ".*"))
+    catch_all_path = match.prefix == "/" or (
+        match.HasField("safe_regex") and match.safe_regex.regex in ("*", ".*")
+    )
     return bool(catch_all_path and not has_extra)
 
 
-def _route(ctx: RouteContext, vs: ConfigObject, rule: istio.HTTPRoute, match: istio.HTTPMatchRequest | None) -> Route:
+def _route(
+    ctx: RouteContext, vs: ConfigObject, rule: istio.HTTPRoute, match: istio.HTTPMatchRequest | None
+) -> Route:
     route = Route()
     name = rule.name + (f".{match.name}" if match is not None and match.name else "")
     if name:
@@ -179,14 +188,17 @@ def _set_match(out: route_components_pb2.RouteMatch, match: istio.HTTPMatchReque
         out.headers.append(_header_matcher(header, value))
     for header, value in sorted(match.without_headers.items()):
         out.headers.append(_header_matcher(header, value, invert=True))
-    for header, value in ((":method", match.method), (":authority", match.authority), (":scheme", match.scheme)):
-        if value is not None:
-            out.headers.append(_header_matcher(header, value))
+    pseudo = ((":method", match.method), (":authority", match.authority), (":scheme", match.scheme))
+    for header, special in pseudo:
+        if special is not None:
+            out.headers.append(_header_matcher(header, special))
     for param, value in sorted(match.query_params.items()):
         out.query_parameters.add(name=param, string_match=_string_matcher(value))
 
 
-def _header_matcher(name: str, value: istio.StringMatch, invert: bool = False) -> route_components_pb2.HeaderMatcher:
+def _header_matcher(
+    name: str, value: istio.StringMatch, invert: bool = False
+) -> route_components_pb2.HeaderMatcher:
     matcher = route_components_pb2.HeaderMatcher(name=name, invert_match=invert)
     if value.regex is not None and value.regex in ("*", ""):
         matcher.present_match = True
@@ -221,7 +233,9 @@ def _set_redirect(route: Route, redirect: istio.HTTPRedirect) -> None:
 
 def _set_action(ctx: RouteContext, vs: ConfigObject, rule: istio.HTTPRoute, route: Route) -> None:
     action = route.route
-    weighted = [d for d in rule.route if d.weight is None or d.weight > 0] if len(rule.route) > 1 else rule.route
+    weighted = (
+        [d for d in rule.route if d.weight is None or d.weight > 0] if len(rule.route) > 1 else rule.route
+    )
     if len(weighted) == 1:
         only = weighted[0]
         action.cluster = destination_cluster(ctx, vs, only.destination)
@@ -269,14 +283,13 @@ def destination_cluster(ctx: RouteContext, vs: ConfigObject, dest: istio.Destina
     port = dest.port.number if dest.port is not None else 0
     if not port:
         service = ctx.mesh.service(host)
-        if service is not None and len(service.ports) == 1:
-            port = service.ports[0].port
-        else:
-            port = ctx.port
+        port = service.ports[0].port if service is not None and len(service.ports) == 1 else ctx.port
     return names.ClusterKey.outbound(port, host, dest.subset).name
 
 
-def _retry_policy(ctx: RouteContext, retries: istio.HTTPRetry | None) -> route_components_pb2.RetryPolicy | None:
+def _retry_policy(
+    ctx: RouteContext, retries: istio.HTTPRetry | None
+) -> route_components_pb2.RetryPolicy | None:
     if retries is None:
         return default_retry_policy(ctx.modern)
     if retries.attempts <= 0:
@@ -337,8 +350,8 @@ def _consistent_hash(spec: istio.DestinationRuleSpec, subset: str) -> istio.Cons
 # --- headers, fault, cors, decorator ------------------------------------------------------------------
 
 
-_OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
-_APPEND = base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD
+_OVERWRITE: TypeAlias = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+_APPEND: TypeAlias = base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD
 
 
 def _header_options(ops: istio.HeaderOperations) -> list[base_pb2.HeaderValueOption]:
@@ -360,7 +373,9 @@ def _set_headers(route: Route, headers: istio.Headers | None) -> None:
         route.response_headers_to_remove.extend(headers.response.remove)
 
 
-def _set_cluster_headers(cluster: route_components_pb2.WeightedCluster.ClusterWeight, headers: istio.Headers | None) -> None:
+def _set_cluster_headers(
+    cluster: route_components_pb2.WeightedCluster.ClusterWeight, headers: istio.Headers | None
+) -> None:
     if headers is None:
         return
     if headers.request is not None:
@@ -427,4 +442,3 @@ def merge_catch_all_last(routes: Sequence[Route]) -> list[Route]:
     specific = [r for r in routes if not _is_catch_all(r)]
     catch_all = [r for r in routes if _is_catch_all(r)]
     return specific + catch_all
-

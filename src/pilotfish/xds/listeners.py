@@ -9,6 +9,8 @@ an HTTP service, `<vip>_<port>` for TCP); inbound traffic is redirected to 15006
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 from pilotfish.config.meshconfig import Profile
 from pilotfish.model import names
 from pilotfish.model.mesh import Mesh
@@ -42,8 +44,8 @@ from pilotfish.xds.protos import (
 )
 from pilotfish.xds.resources import Resource
 
-Listener = listener_pb2.Listener
-FilterChain = listener_components_pb2.FilterChain
+Listener: TypeAlias = listener_pb2.Listener
+FilterChain: TypeAlias = listener_components_pb2.FilterChain
 
 SNIFFED_HTTP_ALPNS_13 = ("http/1.1", "http/1.0")
 
@@ -87,7 +89,9 @@ def virtual_outbound(mesh: Mesh, proxy: Proxy) -> Listener:
     registry_only = scope_for(mesh, proxy).registry_only
     catch_all = names.BLACKHOLE_CLUSTER if registry_only else names.PASSTHROUGH_CLUSTER
     if modern:
-        blackhole = FilterChain(name="virtualOutbound-blackhole", filters=[network_filter(TCP_PROXY, _blackhole_proxy())])
+        blackhole = FilterChain(
+            name="virtualOutbound-blackhole", filters=[network_filter(TCP_PROXY, _blackhole_proxy())]
+        )
         blackhole.filter_chain_match.destination_port.value = names.OUTBOUND_CAPTURE_PORT
         listener.filter_chains.append(blackhole)
         name = "virtualOutbound-catchall-tcp"
@@ -95,8 +99,10 @@ def virtual_outbound(mesh: Mesh, proxy: Proxy) -> Listener:
         listener.filter_chains.append(_own_ip_blackhole(proxy))
         name = ""
     logs = not registry_only
-    listener.filter_chains.add(name=name, filters=[_tcp_proxy(catch_all, mesh) if logs else
-                                                   network_filter(TCP_PROXY, _blackhole_proxy())])
+    listener.filter_chains.add(
+        name=name,
+        filters=[_tcp_proxy(catch_all, mesh) if logs else network_filter(TCP_PROXY, _blackhole_proxy())],
+    )
     return listener
 
 
@@ -121,7 +127,9 @@ def build_outbound_listener(mesh: Mesh, proxy: Proxy, plan: OutboundListener) ->
     return listener
 
 
-def _http_outbound(listener: Listener, mesh: Mesh, proxy: Proxy, plan: OutboundListener, stat_prefix: str) -> None:
+def _http_outbound(
+    listener: Listener, mesh: Mesh, proxy: Proxy, plan: OutboundListener, stat_prefix: str
+) -> None:
     if plan.bind == WILDCARD and mesh.profile is not Profile.MODERN:
         listener.filter_chains.append(_own_ip_blackhole(proxy))
     manager = connection_manager(mesh.mesh_config, Side.OUTBOUND, stat_prefix, rds=plan.route_name)
@@ -167,7 +175,9 @@ def _wildcard_tcp_chain(mesh: Mesh, service: Service, port: int) -> FilterChain 
     return chain
 
 
-def _sniffed_outbound(listener: Listener, mesh: Mesh, proxy: Proxy, plan: OutboundListener, stat_prefix: str) -> None:
+def _sniffed_outbound(
+    listener: Listener, mesh: Mesh, proxy: Proxy, plan: OutboundListener, stat_prefix: str
+) -> None:
     """Unknown protocol: an HTTP chain chosen by the http_inspector's ALPN guess, else TCP."""
     listener.listener_filters.append(listener_filter(HTTP_INSPECTOR, http_inspector_pb2.HttpInspector()))
     listener.listener_filters_timeout.CopyFrom(duration(mesh.mesh_config.protocol_detection_timeout))
@@ -202,7 +212,9 @@ def _inbound_chain(mesh: Mesh, proxy: Proxy, target: InboundTarget, stat_prefix:
         return FilterChain(filters=[_tcp_proxy(cluster, mesh)])
     config = route_pb2.RouteConfiguration(name=f"inbound|{target.target_port}||" if modern else cluster)
     config.validate_clusters.value = False
-    vhost = config.virtual_hosts.add(name=names.inbound_vhost_name(target.port.name, target.port.port), domains=["*"])
+    vhost = config.virtual_hosts.add(
+        name=names.inbound_vhost_name(target.port.name, target.port.port), domains=["*"]
+    )
     route = vhost.routes.add(name=names.DEFAULT_ROUTE_NAME)
     route.match.prefix = "/"
     route.route.cluster = cluster
@@ -218,8 +230,9 @@ def _inbound_chain(mesh: Mesh, proxy: Proxy, target: InboundTarget, stat_prefix:
 def build_inbound_listener(mesh: Mesh, proxy: Proxy, target: InboundTarget) -> Listener:
     """1.3's per-port inbound listener `<podIP>_<port>` (not bound; virtualInbound holds a copy)."""
     name = names.listener_name(proxy.ip, target.target_port)
-    listener = Listener(name=name, address=socket_address(proxy.ip, target.target_port),
-                        traffic_direction=base_pb2.INBOUND)
+    listener = Listener(
+        name=name, address=socket_address(proxy.ip, target.target_port), traffic_direction=base_pb2.INBOUND
+    )
     listener.bind_to_port.value = False
     listener.filter_chains.append(_inbound_chain(mesh, proxy, target, name))
     return listener
@@ -262,7 +275,9 @@ def _inbound_chains_13(listener: Listener, mesh: Mesh, proxy: Proxy, inbound: li
 
 
 def _modern_inbound_chains(listener: Listener, mesh: Mesh, proxy: Proxy) -> None:
-    blackhole = FilterChain(name="virtualInbound-blackhole", filters=[network_filter(TCP_PROXY, _blackhole_proxy())])
+    blackhole = FilterChain(
+        name="virtualInbound-blackhole", filters=[network_filter(TCP_PROXY, _blackhole_proxy())]
+    )
     blackhole.filter_chain_match.destination_port.value = names.INBOUND_CAPTURE_PORT
     listener.filter_chains.append(blackhole)
     for target in _inbound_ports(mesh, proxy):
@@ -283,4 +298,3 @@ def _original_listener(name: str) -> base_pb2.Metadata:
 
 def _original_name(chain: FilterChain) -> str:
     return str(chain.metadata.filter_metadata["pilot_meta"]["original_listener_name"])
-

@@ -93,13 +93,19 @@ def _add_explicit(listeners: dict[str, OutboundListener], egress: EgressListener
     protocol = parse_protocol(egress.port.protocol) if egress.port.protocol else Protocol.TCP
     kind = listener_kind(protocol) or Kind.TCP
     bind = egress.bind or WILDCARD
-    listener = listeners.setdefault(names.listener_name(bind, egress.port.number),
-                                    OutboundListener(bind, egress.port.number, kind, egress=egress))
+    listener = listeners.setdefault(
+        names.listener_name(bind, egress.port.number),
+        OutboundListener(bind, egress.port.number, kind, egress=egress),
+    )
     listener.services.extend(s for s in egress.services if s.port(egress.port.number) is not None)
 
 
 def _add_service_port(
-    listeners: dict[str, OutboundListener], egress: EgressListener, service: Service, port: int, protocol: Protocol
+    listeners: dict[str, OutboundListener],
+    egress: EgressListener,
+    service: Service,
+    port: int,
+    protocol: Protocol,
 ) -> None:
     kind = listener_kind(protocol)
     if kind is None:

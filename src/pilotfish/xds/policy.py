@@ -112,7 +112,9 @@ def apply_connection_pool(cluster: cluster_pb2.Cluster, pool: istio.ConnectionPo
 
 
 def _apply_tcp(
-    cluster: cluster_pb2.Cluster, threshold: circuit_breaker_pb2.CircuitBreakers.Thresholds, tcp: istio.TCPSettings
+    cluster: cluster_pb2.Cluster,
+    threshold: circuit_breaker_pb2.CircuitBreakers.Thresholds,
+    tcp: istio.TCPSettings,
 ) -> None:
     if tcp.max_connections:
         threshold.max_connections.value = tcp.max_connections
@@ -129,7 +131,9 @@ def _apply_tcp(
 
 
 def _apply_http(
-    cluster: cluster_pb2.Cluster, threshold: circuit_breaker_pb2.CircuitBreakers.Thresholds, http: istio.HTTPSettings
+    cluster: cluster_pb2.Cluster,
+    threshold: circuit_breaker_pb2.CircuitBreakers.Thresholds,
+    http: istio.HTTPSettings,
 ) -> None:
     if http.http1_max_pending_requests:
         threshold.max_pending_requests.value = http.http1_max_pending_requests
@@ -159,12 +163,16 @@ def http_protocol_options(cluster: cluster_pb2.Cluster) -> http_protocol_options
 def set_http_protocol_options(
     cluster: cluster_pb2.Cluster, options: http_protocol_options_pb2.HttpProtocolOptions
 ) -> None:
-    if not options.HasField("upstream_http_protocol_options") and not options.HasField("explicit_http_config"):
+    if not options.HasField("upstream_http_protocol_options") and not options.HasField(
+        "explicit_http_config"
+    ):
         options.explicit_http_config.http_protocol_options.SetInParent()
     cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(pack(options))
 
 
-def apply_outlier_detection(cluster: cluster_pb2.Cluster, od: istio.OutlierDetection | None, modern: bool) -> None:
+def apply_outlier_detection(
+    cluster: cluster_pb2.Cluster, od: istio.OutlierDetection | None, modern: bool
+) -> None:
     if od is None:
         return
     out = cluster.outlier_detection
@@ -212,4 +220,6 @@ def apply_tls(cluster: cluster_pb2.Cluster, tls: istio.ClientTLSSettings | None,
         certificate = common.tls_certificates.add()
         certificate.certificate_chain.filename = tls.client_certificate
         certificate.private_key.filename = tls.private_key
-    cluster.transport_socket.CopyFrom(base_pb2.TransportSocket(name=TLS_TRANSPORT, typed_config=pack(context)))
+    cluster.transport_socket.CopyFrom(
+        base_pb2.TransportSocket(name=TLS_TRANSPORT, typed_config=pack(context))
+    )

@@ -6,9 +6,6 @@ pool, which `google.protobuf.json_format` needs to render `Any` fields (config d
 
 from __future__ import annotations
 
-from google.protobuf import any_pb2, duration_pb2, struct_pb2, wrappers_pb2
-from google.protobuf.message import Message
-
 from envoy.admin.v3 import config_dump_pb2, config_dump_shared_pb2  # noqa: F401  (registers types)
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2, outlier_detection_pb2
@@ -31,6 +28,8 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from envoy.type.v3 import percent_pb2
+from google.protobuf import any_pb2, duration_pb2, struct_pb2, wrappers_pb2
+from google.protobuf.message import Message
 
 from pilotfish.config.types import Duration
 
@@ -126,7 +125,9 @@ def cidr(prefix: str) -> address_pb2.CidrRange:
     address, _, length = prefix.partition("/")
     if not length:
         length = "128" if ":" in address else "32"
-    return address_pb2.CidrRange(address_prefix=address, prefix_len=wrappers_pb2.UInt32Value(value=int(length)))
+    return address_pb2.CidrRange(
+        address_prefix=address, prefix_len=wrappers_pb2.UInt32Value(value=int(length))
+    )
 
 
 def fraction(percent: float) -> percent_pb2.FractionalPercent:

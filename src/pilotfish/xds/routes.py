@@ -9,6 +9,7 @@ REGISTRY_ONLY).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypeAlias
 
 from pilotfish.config.meshconfig import Profile
 from pilotfish.config.objects import ConfigObject
@@ -22,7 +23,7 @@ from pilotfish.xds.outbound import Kind, OutboundListener, outbound_plan
 from pilotfish.xds.protos import ZERO, route_components_pb2, route_pb2
 from pilotfish.xds.resources import Resource
 
-VirtualHost = route_components_pb2.VirtualHost
+VirtualHost: TypeAlias = route_components_pb2.VirtualHost
 
 
 def sidecar_routes(mesh: Mesh, proxy: Proxy) -> list[Resource]:
@@ -73,13 +74,17 @@ def _virtual_hosts(ctx: RouteContext, listener: OutboundListener) -> list[Virtua
         routes = translate_virtual_service(ctx, vs)
         for service in matched:
             covered.add(service.hostname)
-            _add(vhosts, names.vhost_name(service.hostname, port), service_domains(ctx, service, port), routes)
+            _add(
+                vhosts, names.vhost_name(service.hostname, port), service_domains(ctx, service, port), routes
+            )
         for host in others:
             _add(vhosts, names.vhost_name(host, port), _host_domains(ctx, host, port), routes)
     for service in services:
         if service.hostname not in covered:
             route = default_route(ctx, service.hostname, port)
-            _add(vhosts, names.vhost_name(service.hostname, port), service_domains(ctx, service, port), [route])
+            _add(
+                vhosts, names.vhost_name(service.hostname, port), service_domains(ctx, service, port), [route]
+            )
     return [vhosts[name] for name in sorted(vhosts)]
 
 
@@ -105,7 +110,9 @@ def _split_hosts(mesh: Mesh, vs: ConfigObject, services: list[Service]) -> tuple
     return list(matched.values()), others
 
 
-def _add(vhosts: dict[str, VirtualHost], name: str, domains: list[str], routes: list[route_components_pb2.Route]) -> None:
+def _add(
+    vhosts: dict[str, VirtualHost], name: str, domains: list[str], routes: list[route_components_pb2.Route]
+) -> None:
     if name in vhosts:  # Istio drops duplicate virtual hosts (pilot_vservice_dup_domain)
         return
     vhost = VirtualHost(name=name, domains=domains)
@@ -187,8 +194,11 @@ def _modern_domains(service: Service, dns_domain: str) -> list[str]:
     if svc_at >= 0 and host.endswith(dns_domain[svc_at:]):
         name, namespace = host.split(".")[:2]
         own = dns_domain.split(".")[0]
-        domains += [name, f"{name}.{namespace}.svc", f"{name}.{namespace}"] if own == namespace else [
-            f"{name}.{namespace}", f"{name}.{namespace}.svc"]
+        domains += (
+            [name, f"{name}.{namespace}.svc", f"{name}.{namespace}"]
+            if own == namespace
+            else [f"{name}.{namespace}", f"{name}.{namespace}.svc"]
+        )
     if service.has_vip and "/" not in service.address:
         domains.append(service.address)
     return domains

@@ -1,13 +1,12 @@
 """The sample manifests: they parse, use only the Kubernetes fields the config loader must accept, and
 carry Istio's names, namespaces, ports, port names, labels and service accounts.
 
-Istio's own sample YAML (shared conformance data) is the reference where it is available: every
+Istio's own sample YAML (the vendored conformance data) is the reference: every
 Service, ServiceAccount and Deployment there must exist in ours with the same identity.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.unit.samples.conftest import REPO, SAMPLES
+from tests.paths import CONFORMANCE
+from tests.unit.samples.conftest import SAMPLES
 
 BOOKINFO = SAMPLES / "bookinfo"
 
@@ -51,24 +51,9 @@ def index(docs: list[Doc]) -> dict[tuple[str, str], Doc]:
     return {(d["kind"], d["metadata"]["name"]): d for d in docs}
 
 
-def conformance_dir() -> Path | None:
-    """`shared/conformance/istio-samples` beside the checkout (or one of its parents), if present."""
-    explicit = os.environ.get("PILOTFISH_CONFORMANCE")
-    if explicit:
-        return Path(explicit) / "istio-samples"
-    for parent in [REPO, *REPO.parents]:
-        candidate = parent / "shared" / "conformance" / "istio-samples"
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
 @pytest.fixture(scope="module")
 def istio_samples() -> Path:
-    found = conformance_dir()
-    if found is None:
-        pytest.skip("shared/conformance/istio-samples not found beside the checkout")
-    return found
+    return CONFORMANCE / "istio-samples"
 
 
 def containers(doc: Doc) -> Iterator[Doc]:
