@@ -206,8 +206,8 @@ def _route_commands(opts: CaptureOptions, families: Sequence[Family]) -> list[Ip
                              ("File exists",)))
     for fam in families:
         inet = "inet" if fam == 4 else "inet6"
-        out.append(IpCommand(("ip", "-f", inet, "route", "add", "local", "default", "dev", "lo", "table", table),
-                             ("File exists",)))
+        route = ("ip", "-f", inet, "route", "add", "local", "default", "dev", "lo", "table", table)
+        out.append(IpCommand(route, ("File exists",)))
     return out
 
 
@@ -222,8 +222,8 @@ def _teardown(opts: CaptureOptions) -> list[IpCommand]:
     out = []
     for inet in ("inet", "inet6"):
         out.append(IpCommand(("ip", "-f", inet, "rule", "del", "fwmark", mark, "lookup", table), _GONE))
-        out.append(IpCommand(("ip", "-f", inet, "route", "del", "local", "default", "dev", "lo", "table", table),
-                             _GONE))
+        route = ("ip", "-f", inet, "route", "del", "local", "default", "dev", "lo", "table", table)
+        out.append(IpCommand(route, _GONE))
     out.append(IpCommand(("ip", "-6", "addr", "del", "::6/128", "dev", "lo"), _GONE))
     return out
 
@@ -247,7 +247,8 @@ def _rules_13(b: _Builder, opts: CaptureOptions, fam: Family) -> None:
     only = (fam,)
     loopback = "127.0.0.1/32" if fam == 4 else LOOPBACK_V6
     all_inbound = opts.inbound_ports == WILDCARD
-    b.add("nat", ISTIO_REDIRECT, "-p", "tcp", "-j", "REDIRECT", "--to-port", str(opts.proxy_port), families=only)
+    b.add("nat", ISTIO_REDIRECT, "-p", "tcp", "-j", "REDIRECT", "--to-port", str(opts.proxy_port),
+          families=only)
     in_port = opts.inbound_capture_port if all_inbound else opts.proxy_port
     b.add("nat", ISTIO_IN_REDIRECT, "-p", "tcp", "-j", "REDIRECT", "--to-port", str(in_port), families=only)
     if opts.inbound_ports != ():
@@ -255,7 +256,8 @@ def _rules_13(b: _Builder, opts: CaptureOptions, fam: Family) -> None:
     b.add("nat", "OUTPUT", "-p", "tcp", "-j", ISTIO_OUTPUT, families=only)
     for port in _str(opts.exclude_outbound_ports):
         b.add("nat", ISTIO_OUTPUT, "-p", "tcp", "--dport", port, "-j", "RETURN", families=only)
-    b.add("nat", ISTIO_OUTPUT, "-o", "lo", "-s", INBOUND_PASSTHROUGH_SOURCE[fam], "-j", "RETURN", families=only)
+    b.add("nat", ISTIO_OUTPUT, "-o", "lo", "-s", INBOUND_PASSTHROUGH_SOURCE[fam], "-j", "RETURN",
+          families=only)
     b.add("nat", ISTIO_OUTPUT, "-o", "lo", "!", "-d", loopback, "-j", ISTIO_IN_REDIRECT, families=only)
     for uid in _str(opts.proxy_uids):
         b.add("nat", ISTIO_OUTPUT, "-m", "owner", "--uid-owner", uid, "-j", "RETURN", families=only)
@@ -306,8 +308,8 @@ def _inbound_13(b: _Builder, opts: CaptureOptions, fam: Family) -> None:
     for port in _str(opts.inbound_ports):
         if tproxy:
             for _ in range(2):  # the 1.3 script issues this rule twice
-                b.add("mangle", ISTIO_INBOUND, "-p", "tcp", "--dport", port, "-m", "socket", "-j", ISTIO_DIVERT,
-                      families=only)
+                b.add("mangle", ISTIO_INBOUND, "-p", "tcp", "--dport", port, "-m", "socket",
+                      "-j", ISTIO_DIVERT, families=only)
             b.add("mangle", ISTIO_INBOUND, "-p", "tcp", "--dport", port, "-j", ISTIO_TPROXY, families=only)
         else:
             b.add("nat", ISTIO_INBOUND, "-p", "tcp", "--dport", port, "-j", ISTIO_IN_REDIRECT, families=only)
@@ -354,7 +356,8 @@ def _build_modern(opts: CaptureOptions) -> RuleSet:
         b.add("mangle", ISTIO_DROP, "-j", "DROP")
     b.add("nat", ISTIO_INBOUND, "-p", "tcp", "--dport", tunnel, "-j", "RETURN")
     b.add("nat", ISTIO_REDIRECT, "-p", "tcp", "-j", "REDIRECT", "--to-ports", str(opts.proxy_port))
-    b.add("nat", ISTIO_IN_REDIRECT, "-p", "tcp", "-j", "REDIRECT", "--to-ports", str(opts.inbound_capture_port))
+    b.add("nat", ISTIO_IN_REDIRECT, "-p", "tcp", "-j", "REDIRECT", "--to-ports",
+          str(opts.inbound_capture_port))
     if opts.inbound_ports != ():
         _inbound_modern(b, opts, lo4)
 
@@ -375,7 +378,8 @@ def _build_modern(opts: CaptureOptions) -> RuleSet:
                         "-m", "owner", owner, ident, "-j", ISTIO_IN_REDIRECT)
             if app_loopback_returns:
                 not_dns = ["-p", "tcp", "!", "--dport", "53"] if dns else []
-                b.add("nat", ISTIO_OUTPUT, "-o", "lo", *not_dns, "-m", "owner", "!", owner, ident, "-j", "RETURN")
+                b.add("nat", ISTIO_OUTPUT, "-o", "lo", *not_dns, "-m", "owner", "!", owner, ident,
+                      "-j", "RETURN")
             b.add("nat", ISTIO_OUTPUT, "-m", "owner", owner, ident, "-j", "RETURN")
     if opts.owner_groups_include == WILDCARD:
         for group in opts.owner_groups_exclude:
@@ -440,7 +444,8 @@ def _include_modern(b: _Builder, opts: CaptureOptions, include: _Ranges, fam: Fa
         return
     for cidr in include.cidrs:
         for iface in opts.kubevirt_interfaces:
-            b.add("nat", "PREROUTING", "-i", iface, "-d", cidr, "-j", ISTIO_REDIRECT, families=only, position=1)
+            b.add("nat", "PREROUTING", "-i", iface, "-d", cidr, "-j", ISTIO_REDIRECT, families=only,
+                  position=1)
         b.add("nat", ISTIO_OUTPUT, "-d", cidr, "-j", ISTIO_REDIRECT, families=only)
 
 
@@ -455,7 +460,8 @@ def _dns_modern(b: _Builder, opts: CaptureOptions) -> None:
             b.add("nat", ISTIO_OUTPUT, "-j", ISTIO_OUTPUT_DNS, families=(fam,))
     for proto, to_ports in (("tcp", "--to-ports"), ("udp", "--to-port")):
         if all_dns:
-            b.add("nat", ISTIO_OUTPUT_DNS, "-p", proto, "--dport", "53", "-j", "REDIRECT", to_ports, AGENT_DNS_PORT)
+            b.add("nat", ISTIO_OUTPUT_DNS, "-p", proto, "--dport", "53", "-j", "REDIRECT", to_ports,
+                  AGENT_DNS_PORT)
             continue
         for fam in FAMILIES:
             for server in servers[fam]:
@@ -465,8 +471,8 @@ def _dns_modern(b: _Builder, opts: CaptureOptions) -> None:
         for ident in _str(ids):
             b.add("raw", ISTIO_OUTPUT_DNS, "-p", "udp", "--dport", "53", "-m", "owner", owner, ident,
                   "-j", "CT", "--zone", "1")
-            b.add("raw", ISTIO_OUTPUT_DNS, "-p", "udp", "--sport", AGENT_DNS_PORT, "-m", "owner", owner, ident,
-                  "-j", "CT", "--zone", "2")
+            b.add("raw", ISTIO_OUTPUT_DNS, "-p", "udp", "--sport", AGENT_DNS_PORT, "-m", "owner", owner,
+                  ident, "-j", "CT", "--zone", "2")
     if all_dns:
         b.add("raw", "PREROUTING", "-j", ISTIO_INBOUND)
         b.add("raw", ISTIO_OUTPUT_DNS, "-p", "udp", "--dport", "53", "-j", "CT", "--zone", "2")
@@ -491,10 +497,11 @@ def _tproxy_marks_modern(b: _Builder, opts: CaptureOptions, lo4: str, mark: str)
         for ident in _str(ids):
             b.versioned(lo4, LOOPBACK_V6, "mangle", "OUTPUT", "!", "-d", _IP, "-p", "tcp", "-o", "lo",
                         "-m", "owner", owner, ident, "-j", "MARK", "--set-mark", OUTBOUND_MARK)
-    b.add("mangle", "OUTPUT", "-p", "tcp", "-m", "connmark", "--mark", mark, "-j", "CONNMARK", "--restore-mark")
+    b.add("mangle", "OUTPUT", "-p", "tcp", "-m", "connmark", "--mark", mark, "-j", "CONNMARK",
+          "--restore-mark")
     b.add("mangle", ISTIO_INBOUND, "-p", "tcp", "-m", "mark", "--mark", mark, "-j", "RETURN", position=1)
     for fam in FAMILIES:
-        b.add("mangle", ISTIO_INBOUND, "-p", "tcp", "-s", INBOUND_PASSTHROUGH_SOURCE[fam], "-i", "lo", "-j", "RETURN",
-              families=(fam,), position=2)
+        b.add("mangle", ISTIO_INBOUND, "-p", "tcp", "-s", INBOUND_PASSTHROUGH_SOURCE[fam], "-i", "lo",
+              "-j", "RETURN", families=(fam,), position=2)
     b.add("mangle", ISTIO_INBOUND, "-p", "tcp", "-i", "lo", "-m", "mark", "!", "--mark", OUTBOUND_MARK,
           "-j", "RETURN", position=3)
