@@ -27,7 +27,7 @@ from pilotfish.iptables.apply import (
     plan,
 )
 from pilotfish.iptables.options import PROFILES, CaptureOptions, OptionErrors, parse_options
-from pilotfish.iptables.rules import FAMILIES, RuleSet, build_rules
+from pilotfish.iptables.rules import FAMILIES, Family, RuleSet, build_rules
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -50,15 +50,35 @@ def _resolv_conf_servers(path: Path = Path("/etc/resolv.conf")) -> str:
     return ",".join(w[1] for w in (line.split() for line in lines) if len(w) > 1 and w[0] == "nameserver")
 
 
-def _in_init_netns() -> bool:
-    """Whether we share pid 1's network namespace, i.e. we would rewrite the host's own tables."""
+def _separate_netns() -> bool:
+    """Whether we are positively not in the host's network namespace (so capturing its TCP is safe).
+
+    True when our namespace differs from pid 1's or, where pid 1's cannot be read (some sandboxes deny
+    it even to root), when it is one of the named namespaces of `ip netns` (/run/netns). Otherwise False:
+    in doubt, refuse.
+    """
     try:
-        return os.stat("/proc/self/ns/net").st_ino == os.stat("/proc/1/ns/net").st_ino
+        ours = os.stat("/proc/self/ns/net").st_ino
     except OSError:
         return False
+    try:
+        return ours != os.stat("/proc/1/ns/net").st_ino
+    except OSError:
+        pass
+    try:
+        named = list(Path("/run/netns").iterdir())
+    except OSError:
+        return False
+    for path in named:
+        try:
+            if path.stat().st_ino == ours:
+                return True
+        except OSError:
+            continue
+    return False
 
 
-def _print_plan(ruleset: RuleSet, transactions: dict[int, str], *, install: bool) -> None:
+def _print_plan(ruleset: RuleSet, transactions: dict[Family, str], *, install: bool) -> None:
     commands = ruleset.setup if install else ruleset.teardown
     for family in FAMILIES:
         if transactions.get(family):
@@ -121,14 +141,15 @@ def _print_plan(ruleset: RuleSet, transactions: dict[int, str], *, install: bool
 @click.option("--cleanup", "--cleanup-only", "cleanup_only", is_flag=True,
               help="Remove our chains, rules and routes instead.")
 @click.option("--allow-init-netns", is_flag=True,
-              help="Allow changing the host's own namespace (pid 1's); refused by default.")
+              help="Run even where the namespace may be the host's (e.g. a Kubernetes init container).")
 @click.pass_context
-def iptables(ctx: click.Context, profile: str, ipv6: bool | None, dry_run: bool, cleanup_only: bool,
+def iptables(ctx: click.Context, /, profile: str, ipv6: bool | None, dry_run: bool, cleanup_only: bool,
              allow_init_netns: bool, redirect_dns: bool, dns_servers: str | None, **raw: Any) -> None:
     """Send the pod's TCP traffic through its Envoy (run inside the pod's network namespace).
 
     Capturing the host's own TCP would cut it off from everything not listening on 15001, so outside
-    `--dry-run` the command refuses to run in pid 1's namespace unless `--allow-init-netns` is given.
+    `--dry-run` the command only runs where it can tell the namespace is not the host's (see
+    `_separate_netns`), unless `--allow-init-netns` is given.
     """
     runner = SubprocessRunner()
     if redirect_dns and dns_servers is None:
@@ -141,14 +162,14 @@ def iptables(ctx: click.Context, profile: str, ipv6: bool | None, dry_run: bool,
             click.echo(f"pilotfish iptables: {message}", err=True)
         ctx.exit(EXIT_USAGE)
     assert isinstance(result, CaptureOptions)
-    if not dry_run and not allow_init_netns and _in_init_netns():
-        click.echo("pilotfish iptables: refusing to change the host's network namespace (that of pid 1); "
-                   "run it in the pod's namespace (ip netns exec POD ...) or pass --allow-init-netns", err=True)
+    if not dry_run and not allow_init_netns and not _separate_netns():
+        click.echo("pilotfish iptables: refusing to change what may be the host's network namespace; run it "
+                   "in the pod's namespace (ip netns exec POD ...) or pass --allow-init-netns", err=True)
         ctx.exit(EXIT_USAGE)
     ruleset = build_rules(result)
     try:
         if dry_run:
-            _print_plan(ruleset, dict(plan(ruleset, _ReadOnly(runner), install=not cleanup_only)),
+            _print_plan(ruleset, plan(ruleset, _ReadOnly(runner), install=not cleanup_only),
                         install=not cleanup_only)
             return
         outcome = cleanup(ruleset, runner) if cleanup_only else apply(ruleset, runner)

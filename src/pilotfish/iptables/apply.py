@@ -128,7 +128,7 @@ def cleanup(ruleset: RuleSet, runner: Runner) -> Outcome:
     """Remove our chains, our rules in built-in chains and our routes; doing it twice is harmless."""
     transactions = plan(ruleset, runner, install=False)
     _restore_all(runner, transactions)
-    _run_ip(runner, ruleset.teardown)
+    _run_ip(runner, ruleset.teardown, best_effort=True)
     return Outcome(transactions, _final_state(ruleset, runner))
 
 
@@ -148,11 +148,17 @@ def _final_state(ruleset: RuleSet, runner: Runner) -> dict[Family, str]:
     return {family: runner.run([SAVE[family]]).stdout for family in families}
 
 
-def _run_ip(runner: Runner, commands: Sequence[IpCommand]) -> None:
+def _run_ip(runner: Runner, commands: Sequence[IpCommand], *, best_effort: bool = False) -> None:
+    """Run `ip` commands in order; with `best_effort` run them all before reporting failures."""
+    failures: list[str] = []
     for command in commands:
         result = runner.run(command.argv)
         if result.returncode != 0 and not any(t in result.stderr for t in command.tolerate):
-            raise IptablesError(f"{' '.join(command.argv)} failed: {_why(result)}")
+            failures.append(f"{' '.join(command.argv)} failed: {_why(result)}")
+            if not best_effort:
+                break
+    if failures:
+        raise IptablesError("; ".join(failures))
 
 
 def _why(result: RunResult) -> str:

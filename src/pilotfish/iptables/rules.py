@@ -212,7 +212,7 @@ def _route_commands(opts: CaptureOptions, families: Sequence[Family]) -> list[Ip
 
 
 _GONE = ("No such file or directory", "No such process", "Cannot assign requested address",
-         "not supported", "Cannot find device")
+         "not supported", "Cannot find device", "does not exist")
 ADD_INBOUND_V6_SOURCE = IpCommand(("ip", "-6", "addr", "add", "::6/128", "dev", "lo"), ("File exists",))
 
 
