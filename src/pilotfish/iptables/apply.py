@@ -19,6 +19,7 @@ from typing import Protocol
 from pilotfish.iptables.rules import FAMILIES, Family, IpCommand, RuleSet
 from pilotfish.iptables.state import SavedState, has_our_rules, parse_save, plan_transaction
 
+_MAX_REPEAT = 64  # bound for "delete every copy" loops (a recording runner always succeeds)
 SAVE: dict[Family, str] = {4: "iptables-save", 6: "ip6tables-save"}
 RESTORE: dict[Family, tuple[str, ...]] = {4: ("iptables-restore", "--noflush"),
                                           6: ("ip6tables-restore", "--noflush")}
@@ -152,7 +153,12 @@ def _run_ip(runner: Runner, commands: Sequence[IpCommand], *, best_effort: bool 
     """Run `ip` commands in order; with `best_effort` run them all before reporting failures."""
     failures: list[str] = []
     for command in commands:
-        result = runner.run(command.argv)
+        if command.unless and runner.run(command.unless).stdout.strip():
+            continue
+        for _ in range(_MAX_REPEAT if command.repeat else 1):
+            result = runner.run(command.argv)
+            if result.returncode != 0:
+                break
         if result.returncode != 0 and not any(t in result.stderr for t in command.tolerate):
             failures.append(f"{' '.join(command.argv)} failed: {_why(result)}")
             if not best_effort:

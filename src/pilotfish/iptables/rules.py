@@ -77,10 +77,17 @@ class Rule:
 
 @dataclass(frozen=True)
 class IpCommand:
-    """An `ip` invocation; `tolerate` lists stderr texts that mean "already so" (not an error)."""
+    """An `ip` invocation.
+
+    `tolerate`: stderr texts that mean "already so" (not an error). `unless`: a query run first; when it
+    prints anything the command is skipped (`ip rule add` happily adds duplicates). `repeat`: run until
+    it fails (deleting every copy of a rule).
+    """
 
     argv: tuple[str, ...]
     tolerate: tuple[str, ...] = ()
+    unless: tuple[str, ...] = ()
+    repeat: bool = False
 
 
 @dataclass(frozen=True)
@@ -202,8 +209,9 @@ def _route_commands(opts: CaptureOptions, families: Sequence[Family]) -> list[Ip
     out: list[IpCommand] = []
     for fam in families:
         inet = "inet" if fam == 4 else "inet6"
-        out.append(IpCommand(("ip", "-f", inet, "rule", "add", "fwmark", mark, "lookup", table),
-                             ("File exists",)))
+        selector = ("fwmark", mark, "lookup", table)
+        out.append(IpCommand(("ip", "-f", inet, "rule", "add", *selector), ("File exists",),
+                             unless=("ip", "-f", inet, "rule", "show", *selector)))
     for fam in families:
         inet = "inet" if fam == 4 else "inet6"
         route = ("ip", "-f", inet, "route", "add", "local", "default", "dev", "lo", "table", table)
@@ -212,7 +220,7 @@ def _route_commands(opts: CaptureOptions, families: Sequence[Family]) -> list[Ip
 
 
 _GONE = ("No such file or directory", "No such process", "Cannot assign requested address",
-         "not supported", "Cannot find device", "does not exist")
+         "not supported", "Cannot find device", "does not exist", "not found")
 ADD_INBOUND_V6_SOURCE = IpCommand(("ip", "-6", "addr", "add", "::6/128", "dev", "lo"), ("File exists",))
 
 
@@ -221,7 +229,8 @@ def _teardown(opts: CaptureOptions) -> list[IpCommand]:
     mark, table = str(opts.tproxy_mark), str(opts.tproxy_route_table)
     out = []
     for inet in ("inet", "inet6"):
-        out.append(IpCommand(("ip", "-f", inet, "rule", "del", "fwmark", mark, "lookup", table), _GONE))
+        out.append(IpCommand(("ip", "-f", inet, "rule", "del", "fwmark", mark, "lookup", table), _GONE,
+                             repeat=True))
         route = ("ip", "-f", inet, "route", "del", "local", "default", "dev", "lo", "table", table)
         out.append(IpCommand(route, _GONE))
     out.append(IpCommand(("ip", "-6", "addr", "del", "::6/128", "dev", "lo"), _GONE))

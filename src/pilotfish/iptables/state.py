@@ -31,8 +31,8 @@ _LONG_NAMES = {"--protocol": "-p", "--source": "-s", "--destination": "-d", "--i
                "--out-interface": "-o", "--jump": "-j", "--match": "-m", "--goto": "-g",
                "--destination-port": "--dport", "--source-port": "--sport", "--to-port": "--to-ports"}
 _PROTOCOLS = {"6": "tcp", "17": "udp", "0": "all", "1": "icmp", "58": "ipv6-icmp"}
-_DEFAULT_VALUES = {("CONNMARK", "--nfmask"): "4294967295", ("CONNMARK", "--ctmask"): "4294967295",
-                   ("TPROXY", "--on-ip"): "0.0.0.0", ("TPROXY", "--on-ip6"): "::"}
+_DEFAULT_VALUES = {("CONNMARK", "--nfmask"): ("4294967295",), ("CONNMARK", "--ctmask"): ("4294967295",),
+                   ("TPROXY", "--on-ip"): ("0.0.0.0", "::")}
 Term = tuple[str, bool, str, str]  # (module, negated, option, value)
 
 
@@ -142,7 +142,7 @@ def _target_defaults(terms: list[Term], target: str) -> list[Term]:
     """Drop target options printed with their default value; `--set-mark V` is `--set-xmark V/~0`."""
     out: list[Term] = []
     for module, neg, opt, value in terms:
-        if module == target and _DEFAULT_VALUES.get((target, opt)) == value:
+        if module == target and value in _DEFAULT_VALUES.get((target, opt), ()):
             continue
         if module == "MARK" and opt == "--set-mark" and "/" not in value:
             opt, value = "--set-xmark", f"{value}/4294967295"
