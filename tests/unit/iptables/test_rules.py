@@ -116,7 +116,8 @@ def test_13_tproxy_uses_mangle_the_outbound_port_and_policy_routing() -> None:
     ruleset = build_rules(_opts(proxy_uid="1337", mode="TPROXY", inbound_ports="9080"))
     text = ruleset.restore_text(4)
     assert text.startswith("* mangle\n-N ISTIO_DIVERT\n-N ISTIO_TPROXY\n-N ISTIO_INBOUND\n")
-    tproxy = "-A ISTIO_TPROXY ! -d 127.0.0.1/32 -p tcp -j TPROXY --tproxy-mark 1337/0xffffffff --on-port 15001"
+    tproxy = ("-A ISTIO_TPROXY ! -d 127.0.0.1/32 -p tcp -j TPROXY --tproxy-mark 1337/0xffffffff"
+              " --on-port 15001")
     assert tproxy in text
     # The script issues the socket rule twice per explicit port.
     assert text.count("-A ISTIO_INBOUND -p tcp --dport 9080 -m socket -j ISTIO_DIVERT") == 2
