@@ -13,7 +13,9 @@ import click
 import pilotfish
 
 # (command name, "module:attribute") - imported lazily so `pilotfish iptables` does not pay for grpc.
-COMMANDS: list[tuple[str, str]] = []
+COMMANDS: list[tuple[str, str]] = [
+    ("proxy-config", "pilotfish.cli.proxy_config:proxy_config"),
+]
 
 
 class _LazyGroup(click.Group):

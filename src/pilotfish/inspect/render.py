@@ -168,6 +168,17 @@ class _GoYamlDumper(yaml.SafeDumper):
         return True
 
 
+# go-yaml resolves no `=` (value) or `!`, `&`, `*` (yaml) tags: drop those PyYAML resolvers.
+_GoYamlDumper.yaml_implicit_resolvers = {
+    first: [
+        (tag, regexp)
+        for tag, regexp in resolvers
+        if tag not in ("tag:yaml.org,2002:value", "tag:yaml.org,2002:yaml")
+    ]
+    for first, resolvers in yaml.SafeDumper.yaml_implicit_resolvers.items()
+}
+
+
 _GO_YAML_BOOLS = frozenset({"y", "Y", "n", "N"})  # YAML 1.1 booleans go-yaml knows and PyYAML does not
 
 
