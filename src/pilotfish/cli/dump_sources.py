@@ -9,8 +9,9 @@ finding a running pod's admin socket by name slots in there later.
 from __future__ import annotations
 
 import http.client
+import importlib
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -230,6 +231,26 @@ def admin_get(address: str, path: str) -> bytes:
 
 # ---------------------------------------------------------------- offline pipeline
 
+OFFLINE_MODULE = "pilotfish.xds.dump"
+
+
+def _offline_dumps() -> Callable[..., tuple[dict[str, Any], dict[str, Any]]]:
+    """`offline_dumps(paths, pod, namespace) -> (config_dump, clusters)` from the core pipeline."""
+    not_yet = SourceError(
+        f"proxy-config --manifests is not available yet (the offline pipeline, {OFFLINE_MODULE}.offline_dumps, "
+        "is not in this build); use -f or --admin"
+    )
+    try:
+        module = importlib.import_module(OFFLINE_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not OFFLINE_MODULE.startswith(exc.name):
+            raise
+        raise not_yet from exc
+    function = getattr(module, "offline_dumps", None)
+    if not callable(function):
+        raise not_yet
+    return function  # type: ignore[no-any-return]
+
 
 @dataclass
 class ManifestSource:
@@ -245,15 +266,7 @@ class ManifestSource:
 
     def _load(self) -> tuple[ConfigDump, ClustersStatus]:
         if self._documents is None:
-            try:
-                from pilotfish.xds.dump import offline_dumps  # type: ignore[import-not-found,unused-ignore]
-            except ModuleNotFoundError as exc:
-                if exc.name not in ("pilotfish.xds.dump", "pilotfish.xds"):
-                    raise
-                raise SourceError(
-                    "proxy-config --manifests is not available yet (the offline pipeline, "
-                    "pilotfish.xds.dump, is not in this build); use -f or --admin"
-                ) from exc
+            offline_dumps = _offline_dumps()
             try:
                 config_dump, clusters = offline_dumps(list(self.paths), self.pod, self.namespace)
             except (ValueError, OSError) as exc:
