@@ -237,8 +237,8 @@ OFFLINE_MODULE = "pilotfish.xds.dump"
 def _offline_dumps() -> Callable[..., tuple[dict[str, Any], dict[str, Any]]]:
     """`offline_dumps(paths, pod, namespace) -> (config_dump, clusters)` from the core pipeline."""
     not_yet = SourceError(
-        f"proxy-config --manifests is not available yet (the offline pipeline, {OFFLINE_MODULE}.offline_dumps, "
-        "is not in this build); use -f or --admin"
+        "proxy-config --manifests is not available yet (the offline pipeline, "
+        f"{OFFLINE_MODULE}.offline_dumps, is not in this build); use -f or --admin"
     )
     try:
         module = importlib.import_module(OFFLINE_MODULE)
