@@ -222,7 +222,7 @@ def serve_admin(documents: dict[str, bytes], unix_path: Path | None = None) -> I
     else:
         tcp = _TCPHTTPServer(("127.0.0.1", 0), _handler(documents))
         server, address = tcp, f"http://127.0.0.1:{tcp.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield address
