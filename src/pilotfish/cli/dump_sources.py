@@ -231,30 +231,52 @@ def admin_get(address: str, path: str) -> bytes:
 
 # ---------------------------------------------------------------- offline pipeline
 
-OFFLINE_MODULE = "pilotfish.xds.dump"
+OfflineDumps = Callable[[list[str], str, str], tuple[dict[str, Any], dict[str, Any]]]
+NOT_AVAILABLE = (
+    "proxy-config --manifests is not available yet (this build has no offline pipeline: neither "
+    "pilotfish.xds.dump.offline_dumps nor pilotfish.pipeline.offline_dumps); use -f or --admin"
+)
 
 
-def _offline_dumps() -> Callable[..., tuple[dict[str, Any], dict[str, Any]]]:
-    """`offline_dumps(paths, pod, namespace) -> (config_dump, clusters)` from the core pipeline."""
-    not_yet = SourceError(
-        "proxy-config --manifests is not available yet (the offline pipeline, "
-        f"{OFFLINE_MODULE}.offline_dumps, is not in this build); use -f or --admin"
-    )
+def offline_pipeline() -> OfflineDumps:
+    """`(paths, pod, namespace) -> (config_dump, clusters)` from the core pipeline, whichever shape it has.
+
+    The agreed contract is `pilotfish.xds.dump.offline_dumps(paths, pod, namespace)`; the pipeline module's
+    `load_mesh(paths)` + `offline_dumps(mesh, pod, namespace)` pair is accepted too.
+    """
+    xds_dump = _optional_module("pilotfish.xds.dump")
+    direct = getattr(xds_dump, "offline_dumps", None)
+    if callable(direct):
+        return direct  # type: ignore[no-any-return]
+    pipeline = _optional_module("pilotfish.pipeline")
+    load_mesh, per_pod = getattr(pipeline, "load_mesh", None), getattr(pipeline, "offline_dumps", None)
+    if not callable(load_mesh) or not callable(per_pod):
+        raise SourceError(NOT_AVAILABLE)
+
+    def from_mesh(paths: list[str], pod: str, namespace: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        mesh, diagnostics = load_mesh([Path(p) for p in paths])
+        if mesh is None:
+            errors = [str(d) for d in diagnostics if getattr(d, "is_error", True)]
+            raise SourceError("\n".join(errors) or f"cannot build the mesh from {', '.join(paths)}")
+        result: tuple[dict[str, Any], dict[str, Any]] = per_pod(mesh, pod, namespace)
+        return result
+
+    return from_mesh
+
+
+def _optional_module(name: str) -> Any:
+    """The module, or None when it (or its package) does not exist in this build."""
     try:
-        module = importlib.import_module(OFFLINE_MODULE)
+        return importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        if exc.name is None or not OFFLINE_MODULE.startswith(exc.name):
+        if exc.name is None or not name.startswith(exc.name):
             raise
-        raise not_yet from exc
-    function = getattr(module, "offline_dumps", None)
-    if not callable(function):
-        raise not_yet
-    return function  # type: ignore[no-any-return]
+        return None
 
 
 @dataclass
 class ManifestSource:
-    """What pilotfish would send the pod, built from manifests by `pilotfish.xds.dump.offline_dumps`."""
+    """What pilotfish would send the pod, built offline from manifests by the core pipeline."""
 
     paths: tuple[str, ...]
     pod: str
@@ -266,11 +288,11 @@ class ManifestSource:
 
     def _load(self) -> tuple[ConfigDump, ClustersStatus]:
         if self._documents is None:
-            offline_dumps = _offline_dumps()
+            build = offline_pipeline()
             try:
-                config_dump, clusters = offline_dumps(list(self.paths), self.pod, self.namespace)
-            except (ValueError, OSError) as exc:
-                raise SourceError(str(exc)) from exc
+                config_dump, clusters = build(list(self.paths), self.pod, self.namespace)
+            except (ValueError, LookupError, OSError) as exc:
+                raise SourceError(str(exc).strip("'\"")) from exc
             try:
                 self._documents = (
                     ConfigDump.from_json(config_dump, "offline config dump"),

@@ -144,8 +144,9 @@ class ConfigDump:
 
     def listeners(self) -> list[JsonObject]:
         """What istioctl lists: dynamic active listeners, then static listeners."""
-        dynamic = [e.listener for e in self.listener_entries() if e.state == "active" and not e.static]
-        static = [e.listener for e in self.listener_entries() if e.static]
+        entries = self.listener_entries()
+        dynamic = [e.listener for e in entries if e.state == "active" and not e.static]
+        static = [e.listener for e in entries if e.static]
         return dynamic + static
 
     # ---------------------------------------------------------------- clusters

@@ -154,7 +154,37 @@ def test_usage_errors(dump_file: Path) -> None:
 
 def test_manifests_when_pipeline_lacks_offline_dumps(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pilotfish.xds.dump", types.ModuleType("pilotfish.xds.dump"))
+    monkeypatch.setitem(sys.modules, "pilotfish.pipeline", types.ModuleType("pilotfish.pipeline"))
     fails("listener", "productpage-v1", "--manifests", "samples", message="--manifests is not available yet")
+
+
+def test_manifests_through_the_pipeline_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipeline shape: load_mesh(paths) -> (mesh or None, diagnostics); offline_dumps(mesh, pod, ns)."""
+
+    class Diagnostic:
+        is_error = True
+
+        def __str__(self) -> str:
+            return "bad.yaml:3: error: VirtualService default/reviews: spec.http: expected a list"
+
+    def load_mesh(paths: list[Path]) -> tuple[object | None, list[Diagnostic]]:
+        return (None, [Diagnostic()]) if paths == [Path("bad.yaml")] else ("mesh", [])
+
+    def offline_dumps(mesh: object, pod: str, namespace: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        if pod != "deploy/productpage-v1":
+            raise LookupError(f"pod {pod}.{namespace} not found in the manifests")
+        return seed_dumps.productpage_config_dump(), seed_dumps.productpage_clusters()
+
+    pipeline = types.ModuleType("pilotfish.pipeline")
+    pipeline.load_mesh = load_mesh  # type: ignore[attr-defined]
+    pipeline.offline_dumps = offline_dumps  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pilotfish.xds.dump", types.ModuleType("pilotfish.xds.dump"))
+    monkeypatch.setitem(sys.modules, "pilotfish.pipeline", pipeline)
+    assert ok("l", "deploy/productpage-v1", "--manifests", "good", "--port", "9080").startswith("ADDRESS ")
+    fails(
+        "l", "deploy/productpage-v1", "--manifests", "bad.yaml", message="bad.yaml:3: error: VirtualService"
+    )
+    fails("l", "nope", "--manifests", "good", message="pod nope.default not found in the manifests")
 
 
 def test_manifests_through_offline_dumps(monkeypatch: pytest.MonkeyPatch) -> None:
