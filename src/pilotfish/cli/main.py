@@ -13,7 +13,9 @@ import click
 import pilotfish
 
 # (command name, "module:attribute") - imported lazily so `pilotfish iptables` does not pay for grpc.
-COMMANDS: list[tuple[str, str]] = []
+COMMANDS: list[tuple[str, str]] = [
+    ("agent", "pilotfish.cli.agent:agent"),
+]
 
 
 class _LazyGroup(click.Group):
