@@ -19,7 +19,8 @@ from envoy.config.core.v3 import base_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
-from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401  (registers the type)
+from envoy.extensions.access_loggers.stream.v3 import stream_pb2  # noqa: F401  (registers the type)
+from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
 from envoy.extensions.filters.network.http_connection_manager.v3 import (  # noqa: F401
     http_connection_manager_pb2,
 )
@@ -35,6 +36,7 @@ WILDCARD_TYPES = (CDS, LDS)
 VERSION = "1"
 
 CLUSTER = "backend"
+ACCESS_LOG_FORMAT = "access %REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %UPSTREAM_CLUSTER%\n"
 ROUTE = "r1"
 LISTENER = "proxy"
 
@@ -56,6 +58,15 @@ def snapshot(listen_port: int, backend_port: int) -> dict[str, dict[str, any_pb2
         "HttpConnectionManager",
         "stat_prefix": LISTENER,
         "rds": {"route_config_name": ROUTE, "config_source": {"ads": {}, "resource_api_version": "V3"}},
+        "access_log": [
+            {
+                "name": "envoy.access_loggers.stdout",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+                    "log_format": {"text_format_source": {"inline_string": ACCESS_LOG_FORMAT}},
+                },
+            }
+        ],
         "http_filters": [
             {
                 "name": "envoy.filters.http.router",

@@ -33,7 +33,7 @@ from tests.integration.agent_harness import (
     run_agent,
     uid_of,
 )
-from tests.integration.fake_ads import FakeAds, snapshot, start_server
+from tests.integration.fake_ads import CLUSTER, FakeAds, snapshot, start_server
 
 pytestmark = pytest.mark.envoy
 
@@ -143,6 +143,15 @@ async def test_router_serves_traffic_and_drains_on_sigterm(
         assert stats is not None and stats[0] == 200
         live = [line for line in stats[1].splitlines() if line.startswith("envoy_server_live")]
         assert live and live[0].endswith(" 1"), live
+
+        # Envoy's stdout (the stdout access logger the control plane configures) goes to --log-file.
+        log = mesh.workdir / "envoy.log"
+
+        async def logged() -> bool:
+            return f"access GET /any 200 - {CLUSTER}" in log.read_text()
+
+        assert await eventually(logged, "the access log line in --log-file")
+        assert "--file-flush-interval-msec\x00100" in Path(f"/proc/{envoy}/cmdline").read_text()
 
         agent.process.send_signal(signal.SIGTERM)
 

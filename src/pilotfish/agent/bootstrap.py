@@ -105,6 +105,7 @@ def node_metadata(opts: AgentOptions) -> Json:
     if opts.pod_ports:
         ports = [{"containerPort": port, "protocol": "TCP"} for port in opts.pod_ports]
         meta[NodeMeta.POD_PORTS] = json.dumps(ports, separators=(",", ":"))
+    meta.update(opts.extra_metadata)  # never a key above: `parse_metadata` refuses those
     return {str(key): value for key, value in meta.items()}
 
 

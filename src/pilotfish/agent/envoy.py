@@ -7,11 +7,12 @@ Lifecycle, in order:
    and remove a stale admin socket: a socket file left by an earlier Envoy, perhaps of another uid, makes
    the bind fail with "Address already in use".
 2. **Start.** `envoy -c <bootstrap> --disable-hot-restart --concurrency N -l LEVEL --drain-time-s D
-   --drain-strategy immediate`, behind `setpriv --pdeathsig SIGKILL` (and `--reuid/--regid/--clear-groups`
-   when `--uid` is given). setpriv execs, so the child pid is Envoy's; it needs no passwd entry for uid
-   1337; and the death signal means an agent killed with -9 never leaves an orphan Envoy holding ports.
-   Envoy's stdout (the stdout access logger) goes straight to the log file; its stderr passes through the
-   agent so the last lines can be quoted when Envoy fails.
+   --drain-strategy immediate --file-flush-interval-msec 100` (Envoy's default flush interval, 10 s, would
+   hold back every access-log line that long), behind `setpriv --pdeathsig SIGKILL` (plus
+   `--reuid/--regid/--clear-groups` when `--uid` is given). setpriv execs, so the child pid is Envoy's; it
+   needs no passwd entry for uid 1337; and the death signal means an agent killed with -9 never leaves an
+   orphan Envoy holding ports. Envoy's stdout (the stdout access logger) goes straight to the log file;
+   its stderr passes through the agent so the last lines can be quoted when Envoy fails.
 3. **Ready.** Poll admin `/ready` (over TCP or the unix socket) with a growing interval until it says
    LIVE; no fixed sleeps.
 4. **Signals.** SIGTERM drains: `POST /healthcheck/fail` (readiness turns 503 DRAINING), `POST
@@ -100,6 +101,8 @@ class RunOptions:
     """Envoy's stdout and stderr (appended); None means the agent's own stdout and stderr."""
     concurrency: int = 2
     log_level: str = "warning"
+    file_flush_ms: int = 100
+    """How often Envoy flushes access logs; with Envoy's default (10 s) every log line shows up that late."""
     drain_duration: float = 5.0
     uid: int | None = None
     gid: int | None = None
@@ -201,21 +204,15 @@ def privilege_prefix(run: RunOptions) -> list[str]:
 
 def envoy_argv(prefix: list[str], binary: Path, bootstrap: Path, run: RunOptions) -> list[str]:
     """The command line that starts Envoy (behind `prefix`, see `privilege_prefix`)."""
-    return [
-        *prefix,
-        str(binary),
-        "-c",
-        str(bootstrap),
-        "--disable-hot-restart",
-        "--concurrency",
-        str(run.concurrency),
-        "-l",
-        run.log_level,
-        "--drain-time-s",
-        str(max(0, round(run.drain_duration))),
-        "--drain-strategy",
-        "immediate",
-    ]
+    flags = {
+        "-c": str(bootstrap),
+        "--concurrency": str(run.concurrency),
+        "-l": run.log_level,
+        "--drain-time-s": str(max(0, round(run.drain_duration))),
+        "--drain-strategy": "immediate",
+        "--file-flush-interval-msec": str(run.file_flush_ms),
+    }
+    return [*prefix, str(binary), "--disable-hot-restart", *(part for flag in flags.items() for part in flag)]
 
 
 def _gid(run: RunOptions) -> int:

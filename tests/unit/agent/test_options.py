@@ -10,6 +10,7 @@ from pilotfish.agent.options import (
     UnixAddress,
     parse_address,
     parse_labels,
+    parse_metadata,
 )
 from pilotfish.model.names import NodeId, ProxyType
 
@@ -117,3 +118,17 @@ def test_admin_port_must_not_collide_with_status_ports() -> None:
 def test_ports_zero_disable_listeners_and_may_repeat() -> None:
     opts = _options(stats_port=0, ready_port=0)
     assert (opts.stats_port, opts.ready_port) == (0, 0)
+
+
+def test_parse_metadata() -> None:
+    assert parse_metadata(["PILOTFISH_TEST_HOOK=nack-lds", "A=1"]) == (
+        ("A", "1"),
+        ("PILOTFISH_TEST_HOOK", "nack-lds"),
+    )
+    with pytest.raises(OptionError) as caught:
+        parse_metadata(["LABELS=x", "no value", "bad key=1"])
+    assert caught.value.problems == (
+        "--meta 'LABELS=x': LABELS is set by the agent itself",
+        "--meta 'no value': expected KEY=VALUE with a key of letters, digits, '_', '.', '-'",
+        "--meta 'bad key=1': expected KEY=VALUE with a key of letters, digits, '_', '.', '-'",
+    )
