@@ -230,6 +230,15 @@ async def test_port_in_use_is_a_clear_start_failure(mesh: Mesh) -> None:
     assert f"127.0.0.1:{mesh.stats_port}" in stderr and "Address already in use" in stderr
 
 
+def lonely_sidecar(workdir: Path, *extra: str) -> list[str]:
+    """Agent args for a sidecar whose discovery server does not exist (Envoy never gets LIVE)."""
+    return [
+        "sidecar", "--discovery", f"unix:{workdir}/none.sock", "--pod", "p", "--namespace", "default",
+        "--ip", "127.0.0.1", "--admin", f"unix:{workdir}/admin.sock",
+        "--stats-port", "0", "--ready-port", "0", "--run-dir", str(workdir / "run"), *extra,
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("binary", "message"),
     [
@@ -238,16 +247,30 @@ async def test_port_in_use_is_a_clear_start_failure(mesh: Mesh) -> None:
     ],
 )
 async def test_bad_envoy_binary_fails_fast(workdir: Path, binary: str, message: str) -> None:
-    args = [
-        "sidecar", "--discovery", f"unix:{workdir}/none.sock", "--pod", "p", "--namespace", "default",
-        "--ip", "127.0.0.1", "--admin", f"unix:{workdir}/admin.sock",
-        "--stats-port", "0", "--ready-port", "0", "--run-dir", str(workdir / "run"), "--envoy-binary", binary,
-    ]  # fmt: skip
+    args = lonely_sidecar(workdir, "--envoy-binary", binary)
     async with run_agent(args, workdir) as agent:
         status = await agent.wait()
     assert status != 0
     assert message in agent.stderr()
     assert "Traceback" not in agent.stderr()
+
+
+async def test_sigterm_before_live_skips_the_drain(workdir: Path) -> None:
+    """No discovery server: Envoy never gets LIVE, so there is nothing to drain and no reason to wait 60 s."""
+    args = lonely_sidecar(workdir, "--drain-duration", "60")
+    async with (
+        run_agent(args, workdir) as agent,
+        aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(workdir / "admin.sock"))) as admin,
+    ):
+
+        async def initializing() -> bool:
+            answer = await http_get(admin, "http://envoy/ready")
+            return answer is not None and answer[1].strip() in ("PRE_INITIALIZING", "INITIALIZING")
+
+        assert await eventually(initializing, "envoy waiting for its first xDS config")
+        agent.process.send_signal(signal.SIGTERM)
+        assert await agent.wait() == 0, agent.stderr()
+    assert "stopping without a drain" in agent.stderr()
 
 
 def crashy_envoy(workdir: Path) -> str:
@@ -259,12 +282,7 @@ def crashy_envoy(workdir: Path) -> str:
 
 
 def crashy_args(workdir: Path) -> list[str]:
-    return [
-        "sidecar", "--discovery", f"unix:{workdir}/none.sock", "--pod", "p", "--namespace", "default",
-        "--ip", "127.0.0.1", "--admin", f"unix:{workdir}/admin.sock",
-        "--stats-port", "0", "--ready-port", "0",
-        "--run-dir", str(workdir / "run"), "--envoy-binary", crashy_envoy(workdir),
-    ]  # fmt: skip
+    return lonely_sidecar(workdir, "--envoy-binary", crashy_envoy(workdir))
 
 
 async def test_gives_up_after_repeated_quick_failures(workdir: Path) -> None:

@@ -15,7 +15,8 @@ Lifecycle, in order:
    its stderr passes through the agent so the last lines can be quoted when Envoy fails.
 3. **Ready.** Poll admin `/ready` (over TCP or the unix socket) with a growing interval until it says
    LIVE; no fixed sleeps.
-4. **Signals.** SIGTERM drains: `POST /healthcheck/fail` (readiness turns 503 DRAINING), `POST
+4. **Signals.** SIGTERM to an Envoy that is not LIVE yet (nothing to drain) stops it at once; otherwise it
+   drains: `POST /healthcheck/fail` (readiness turns 503 DRAINING), `POST
    /drain_listeners?graceful` (`&inboundonly` for sidecars, so the app can still call out while it shuts
    down), wait the drain duration (or less, if Envoy exits), then SIGTERM Envoy (SIGKILL after a timeout);
    the agent exits with Envoy's status. SIGINT is forwarded and stops at once; SIGHUP is forwarded.
@@ -58,6 +59,7 @@ STDERR_TAIL_LINES = 20
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 READY_POLL_FIRST_S = 0.01
 READY_POLL_MAX_S = 1.0
+NOT_LIVE_WARNING_S = 10.0
 
 
 class AgentError(Exception):
@@ -378,6 +380,7 @@ class Supervisor:
     async def _watch_ready(self, envoy: EnvoyRun) -> None:
         """Poll admin /ready until Envoy is LIVE (its first CDS and LDS are applied)."""
         interval = READY_POLL_FIRST_S
+        warned = False
         while not envoy.exited.done():
             state = await self.admin.ready_state()
             if state is not None:
@@ -386,6 +389,13 @@ class Supervisor:
                 envoy.live = True
                 log.info("envoy is ready (LIVE) %.0f ms after start", envoy.uptime * 1000)
                 return
+            if not warned and envoy.uptime >= NOT_LIVE_WARNING_S:
+                warned = True
+                log.warning(
+                    "envoy is not LIVE %gs after start (state %s): it waits for its first CDS and LDS "
+                    "from %s; is that discovery server up?",
+                    NOT_LIVE_WARNING_S, state or "unknown", self.opts.discovery,
+                )  # fmt: skip
             await asyncio.sleep(interval)
             interval = min(interval * 1.5, READY_POLL_MAX_S)
 
@@ -393,6 +403,12 @@ class Supervisor:
         """Graceful shutdown: fail readiness, drain listeners, wait, then stop Envoy."""
         sidecar = self.opts.proxy_type is ProxyType.SIDECAR
         drain = "/drain_listeners?graceful" + ("&inboundonly" if sidecar else "")
+        state = await self.admin.ready_state()  # asked now: the readiness poll may not have seen LIVE yet
+        if state != "LIVE":
+            log.info(
+                "SIGTERM: envoy is not serving yet (state %s); stopping without a drain", state or "unknown"
+            )
+            return await self._stop(envoy, signal.SIGTERM)
         log.info("SIGTERM: draining envoy for %gs", self.options.drain_duration)
         await self.admin.post("/healthcheck/fail")
         await self.admin.post(drain)
