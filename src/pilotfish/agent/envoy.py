@@ -234,7 +234,6 @@ class EnvoyRun:
     ended: float | None = None
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=STDERR_TAIL_LINES))
     admin_answered: bool = False
-    live: bool = False
     pump: asyncio.Task[None] | None = None
 
     @property
@@ -322,9 +321,9 @@ class Supervisor:
             delay = policy.record_failure(envoy.uptime)
             if delay is None:
                 raise AgentError(
-                    f"envoy failed {policy.failures} times in a row (last exit status {status}, each run "
-                    f"shorter than {policy.stable_after:g}s); giving up. Its last output:\n"
-                    + envoy.tail_text(),
+                    f"envoy keeps failing ({policy.failures} failures in a row, none after "
+                    f"{policy.stable_after:g}s of running; last exit status {status}); giving up. "
+                    "Its last output:\n" + envoy.tail_text(),
                     status,
                 )
             log.warning(
@@ -386,7 +385,6 @@ class Supervisor:
             if state is not None:
                 envoy.admin_answered = True
             if state == "LIVE":
-                envoy.live = True
                 log.info("envoy is ready (LIVE) %.0f ms after start", envoy.uptime * 1000)
                 return
             if not warned and envoy.uptime >= NOT_LIVE_WARNING_S:
