@@ -292,7 +292,7 @@ async def test_gives_up_after_repeated_quick_failures(workdir: Path) -> None:
     assert status == 3, stderr
     assert stderr.count("started envoy (pid") == 3
     assert stderr.count("restarting in") == 2
-    assert "envoy keeps failing (3 failures in a row" in stderr and "last exit status 3)" in stderr
+    assert "envoy keeps failing (3 quick failures in a row" in stderr and "last exit status 3)" in stderr
     assert stderr.endswith("  | crashy envoy: exiting\n"), "the message quotes Envoy's last output"
     assert "Traceback" not in stderr
 

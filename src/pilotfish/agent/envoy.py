@@ -321,9 +321,8 @@ class Supervisor:
             delay = policy.record_failure(envoy.uptime)
             if delay is None:
                 raise AgentError(
-                    f"envoy keeps failing ({policy.failures} failures in a row, none after "
-                    f"{policy.stable_after:g}s of running; last exit status {status}); giving up. "
-                    "Its last output:\n" + envoy.tail_text(),
+                    f"envoy keeps failing ({policy.failures} quick failures in a row, last exit status "
+                    f"{status}); giving up. Its last output:\n" + envoy.tail_text(),
                     status,
                 )
             log.warning(
