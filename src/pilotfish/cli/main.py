@@ -16,6 +16,7 @@ import pilotfish
 COMMANDS: list[tuple[str, str]] = [
     ("iptables", "pilotfish.cli.iptables:iptables"),
     ("proxy-config", "pilotfish.cli.proxy_config:proxy_config"),
+    ("agent", "pilotfish.cli.agent:agent"),
 ]
 
 
