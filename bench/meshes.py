@@ -171,7 +171,9 @@ spec:
 
 
 _HOSTS3 = "[random-a-{i}.host.example, random-b-{i}.host.example, random-c-{i}.host.example]"
-_SIMPLE_TLS = "{mode: SIMPLE, serverCertificate: /etc/certs/servercert.pem, privateKey: /etc/certs/privatekey.pem}"
+_SIMPLE_TLS = (
+    "{mode: SIMPLE, serverCertificate: /etc/certs/servercert.pem, privateKey: /etc/certs/privatekey.pem}"
+)
 
 
 def istio_gateways(count: int) -> str:
