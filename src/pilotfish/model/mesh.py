@@ -7,14 +7,16 @@ of proxies can be generated from it concurrently and results can be cached per s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from pilotfish.config.diagnostics import Diagnostic
 from pilotfish.config.meshconfig import MeshConfig, Profile
 from pilotfish.config.objects import ConfigObject
 from pilotfish.model.service import Endpoint, Service, Workload
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -50,6 +52,15 @@ class Mesh:
     @property
     def domain_suffix(self) -> str:
         return self.mesh_config.domain_suffix
+
+    def cached(self, key: Hashable, build: Callable[[], T]) -> T:
+        """The memo entry for `key`, built on first use. Keys say what the value depends on (besides
+        the snapshot), so proxies that agree on those share one value."""
+        try:
+            return cast(T, self.memo[key])
+        except KeyError:
+            value = self.memo[key] = build()
+            return value
 
     def service(self, hostname: str) -> Service | None:
         return self.by_host.get(hostname)

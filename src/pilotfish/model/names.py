@@ -106,6 +106,12 @@ class ClusterKey:
         return cls(Direction(direction), int(port), subset, hostname)
 
 
+def outbound_cluster_name(port: int, hostname: str, subset: str = "") -> str:
+    """`ClusterKey.outbound(port, hostname, subset).name` without building the key: generation
+    formats one per cluster, endpoint and route, so it is on every hot path."""
+    return f"outbound|{port}|{subset}|{hostname}"
+
+
 def is_subset_key(name: str) -> bool:
     """Istio's rule: a cluster name is a subset key iff it has exactly three `|`."""
     return name.count("|") == 3

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 from pilotfish.config import istio
 from pilotfish.config.objects import ConfigObject
 from pilotfish.model import hosts
 from pilotfish.model.mesh import Mesh
 from pilotfish.model.names import MESH_GATEWAY, resolve_short_host
-from pilotfish.model.proxy import Proxy
+from pilotfish.model.proxy import Labels, Proxy
 from pilotfish.model.service import Service
 
 
@@ -54,28 +55,53 @@ class Scope:
     egress: tuple[EgressListener, ...]
     ingress: tuple[istio.IstioIngressListener, ...]
     registry_only: bool
+    services: tuple[Service, ...] = ()
+    """Every service any egress listener imports (for CDS/EDS), in hostname order, once each."""
 
     @property
-    def services(self) -> tuple[Service, ...]:
-        """Every service any egress listener imports (for CDS/EDS), in hostname order, once each."""
-        seen: dict[str, Service] = {}
-        for listener in self.egress:
-            for service in listener.services:
-                seen.setdefault(service.hostname, service)
-        return tuple(sorted(seen.values(), key=lambda s: s.hostname))
+    def key(self) -> tuple[str, tuple[str, str, str] | None]:
+        """What the scope depends on: the namespace and the Sidecar resource that applies."""
+        return (self.namespace, self.sidecar.key if self.sidecar is not None else None)
 
 
 def scope_for(mesh: Mesh, proxy: Proxy) -> Scope:
     sidecar = _select_sidecar(mesh, proxy)
     key = ("scope", proxy.namespace, sidecar.key if sidecar is not None else None)
-    cached = mesh.memo.get(key)
-    if cached is None:
-        cached = mesh.memo[key] = _build_scope(mesh, proxy.namespace, sidecar)
-    assert isinstance(cached, Scope)
-    return cached
+    return mesh.cached(key, lambda: _build_scope(mesh, proxy.namespace, sidecar))
+
+
+def shape_key(mesh: Mesh, proxy: Proxy) -> tuple[object, ...]:
+    """What a proxy's shared config (outbound clusters, endpoints, routes) depends on: its Sidecar
+    scope and, only when some config of the mesh selects by workload labels, its labels. Pods of
+    different Deployments in one namespace then share all of it, which is what makes the Nth proxy
+    cheap (Istio shares the same way through its XDS cache keys)."""
+    return (*scope_for(mesh, proxy).key, label_key(mesh, proxy))
+
+
+def label_key(mesh: Mesh, proxy: Proxy) -> Labels:
+    """The proxy's labels when generation can depend on them (a DestinationRule `workloadSelector`,
+    a VirtualService match with `sourceLabels`), else `()`."""
+    return proxy.labels if mesh.cached("selects-by-labels", lambda: _selects_by_labels(mesh)) else ()
+
+
+def _selects_by_labels(mesh: Mesh) -> bool:
+    for dr in mesh.destination_rules:
+        selector = dr.spec.workload_selector
+        if selector is not None and selector.labels:
+            return True
+    for vs in mesh.virtual_services:
+        spec: istio.VirtualServiceSpec = vs.spec
+        http = (m.source_labels for rule in spec.http for m in rule.match)
+        tcp = (m.source_labels for rule in spec.tcp for m in rule.match)
+        tls = (m.source_labels for rule in spec.tls for m in rule.match)
+        if any(chain(http, tcp, tls)):
+            return True
+    return False
 
 
 def _select_sidecar(mesh: Mesh, proxy: Proxy) -> ConfigObject | None:
+    if not mesh.sidecars:
+        return None
     labels = proxy.label_map
     root = mesh.mesh_config.root_namespace
     local = [s for s in mesh.sidecars if s.namespace == proxy.namespace]
@@ -103,13 +129,21 @@ def _build_scope(mesh: Mesh, namespace: str, sidecar: ConfigObject | None) -> Sc
     registry_only = _is_registry_only(mesh.mesh_config.outbound_traffic_policy)
     if sidecar is None:
         catch_all = EgressListener(None, "", istio.CaptureMode.DEFAULT, tuple(services), tuple(vses))
-        return Scope(namespace, None, (catch_all,), (), registry_only)
+        return Scope(namespace, None, (catch_all,), (), registry_only, _services((catch_all,)))
     spec: istio.SidecarSpec = sidecar.spec
     if spec.outbound_traffic_policy is not None:
         registry_only = _is_registry_only(spec.outbound_traffic_policy)
     listeners = spec.egress or [istio.IstioEgressListener.model_validate({"hosts": ["*/*"]})]
     egress = tuple(_egress(mesh, sidecar.namespace, listener, services, vses) for listener in listeners)
-    return Scope(namespace, sidecar, egress, tuple(spec.ingress), registry_only)
+    return Scope(namespace, sidecar, egress, tuple(spec.ingress), registry_only, _services(egress))
+
+
+def _services(egress: tuple[EgressListener, ...]) -> tuple[Service, ...]:
+    seen: dict[str, Service] = {}
+    for listener in egress:
+        for service in listener.services:
+            seen.setdefault(service.hostname, service)
+    return tuple(sorted(seen.values(), key=lambda s: s.hostname))
 
 
 def _is_registry_only(policy: istio.OutboundTrafficPolicy) -> bool:
@@ -181,13 +215,8 @@ def vs_gateways(vs: ConfigObject) -> set[str]:
 
 def destination_rule(mesh: Mesh, proxy: Proxy, service: Service) -> ConfigObject | None:
     """The DestinationRule that applies to `service` for this proxy (Istio 1.3 lookup order)."""
-    key = ("dr", proxy.namespace, proxy.labels, service.hostname)
-    if key in mesh.memo:
-        cached: ConfigObject | None = mesh.memo[key]
-        return cached
-    result = _find_destination_rule(mesh, proxy, service)
-    mesh.memo[key] = result
-    return result
+    key = ("dr", proxy.namespace, label_key(mesh, proxy), service.hostname)
+    return mesh.cached(key, lambda: _find_destination_rule(mesh, proxy, service))
 
 
 def _find_destination_rule(mesh: Mesh, proxy: Proxy, service: Service) -> ConfigObject | None:

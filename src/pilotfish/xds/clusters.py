@@ -7,7 +7,7 @@ every proxy that sees it (memo key below). Inbound clusters point at the app ins
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from functools import partial
 
 from pilotfish.config import istio
 from pilotfish.config.meshconfig import Profile
@@ -15,11 +15,12 @@ from pilotfish.config.objects import ConfigObject
 from pilotfish.model import names
 from pilotfish.model.mesh import Mesh
 from pilotfish.model.proxy import Proxy
-from pilotfish.model.scope import destination_rule, scope_for
+from pilotfish.model.scope import destination_rule, scope_for, shape_key
 from pilotfish.model.service import Resolution, Service, ServicePort
 from pilotfish.xds import policy
 from pilotfish.xds.endpoints import dns_load_assignment, inbound_targets, static_load_assignment
 from pilotfish.xds.protos import (
+    ADS_SOURCE,
     address_pb2,
     circuit_breaker_pb2,
     cluster_pb2,
@@ -27,14 +28,19 @@ from pilotfish.xds.protos import (
     istio_metadata,
     u32,
 )
-from pilotfish.xds.protos import ads_source as _ads_source
 from pilotfish.xds.resources import Resource
 
 _MAX = 4294967295
 
 
 def outbound_clusters(mesh: Mesh, proxy: Proxy) -> list[Resource]:
-    """Default then subset clusters for every visible service port (1.3 `BuildClusters` order)."""
+    """Default then subset clusters for every visible service port (1.3 `BuildClusters` order).
+    The list is shared by every proxy of the same shape (do not mutate it)."""
+    key = ("cds-outbound", *shape_key(mesh, proxy))
+    return mesh.cached(key, lambda: _outbound_clusters(mesh, proxy))
+
+
+def _outbound_clusters(mesh: Mesh, proxy: Proxy) -> list[Resource]:
     result = []
     for service in scope_for(mesh, proxy).services:
         rule = destination_rule(mesh, proxy, service)
@@ -55,18 +61,17 @@ def _shared_outbound(
     if resource is None:
         cluster = build_outbound_cluster(mesh, service, port, subset, rule)
         resource = mesh.memo[key] = Resource(cluster.name, cluster)
-    assert isinstance(resource, Resource)
     return resource
 
 
 def build_outbound_cluster(
     mesh: Mesh, service: Service, port: ServicePort, subset: str, rule: ConfigObject | None
 ) -> cluster_pb2.Cluster:
-    key = names.ClusterKey.outbound(port.port, service.hostname, subset)
     modern = mesh.profile is Profile.MODERN
-    cluster = cluster_pb2.Cluster(name=key.name, connect_timeout=duration(mesh.mesh_config.connect_timeout))
+    cluster = cluster_pb2.Cluster()
+    cluster.CopyFrom(_outbound_template(mesh))
+    cluster.name = names.outbound_cluster_name(port.port, service.hostname, subset)
     _set_discovery(cluster, mesh, service, port, subset, rule)
-    cluster.circuit_breakers.thresholds.append(_default_thresholds(modern))
     if modern:
         cluster.lb_policy = cluster_pb2.Cluster.LEAST_REQUEST
     if port.protocol.is_http2:
@@ -102,8 +107,21 @@ def _set_discovery(
         cluster.load_assignment.CopyFrom(dns_load_assignment(mesh, service, port, subset, rule))
     else:
         cluster.type = cluster_pb2.Cluster.EDS
-        cluster.eds_cluster_config.service_name = cluster.name
-        cluster.eds_cluster_config.eds_config.CopyFrom(_ads_source())
+        eds = cluster.eds_cluster_config
+        eds.service_name = cluster.name
+        eds.eds_config.CopyFrom(ADS_SOURCE)
+
+
+def _outbound_template(mesh: Mesh) -> cluster_pb2.Cluster:
+    """What every outbound cluster starts with (connect timeout, default circuit breakers): copied,
+    which costs a third of building it field by field. Never mutated."""
+
+    def build() -> cluster_pb2.Cluster:
+        cluster = cluster_pb2.Cluster(connect_timeout=duration(mesh.mesh_config.connect_timeout))
+        cluster.circuit_breakers.thresholds.append(_default_thresholds(mesh.profile is Profile.MODERN))
+        return cluster
+
+    return mesh.cached("cds-template", build)
 
 
 def _default_thresholds(modern: bool) -> circuit_breaker_pb2.CircuitBreakers.Thresholds:
@@ -123,15 +141,14 @@ def _default_thresholds(modern: bool) -> circuit_breaker_pb2.CircuitBreakers.Thr
 
 def special_clusters(mesh: Mesh, proxy: Proxy) -> list[Resource]:
     """BlackHoleCluster and PassthroughCluster (all proxies in 1.3; modern routers get BlackHole only)."""
-    key = ("special", proxy.is_router)
-    cached = mesh.memo.get(key)
-    if cached is None:
+
+    def build() -> list[Resource]:
         clusters = [_blackhole(mesh)]
         if not (proxy.is_router and mesh.profile is Profile.MODERN):
             clusters.append(_passthrough(mesh, names.PASSTHROUGH_CLUSTER, None))
-        cached = mesh.memo[key] = [Resource(c.name, c) for c in clusters]
-    assert isinstance(cached, list)
-    return cached
+        return [Resource(c.name, c) for c in clusters]
+
+    return mesh.cached(("special", proxy.is_router), build)
 
 
 def _blackhole(mesh: Mesh) -> cluster_pb2.Cluster:
@@ -165,25 +182,31 @@ def _passthrough(mesh: Mesh, name: str, source: str | None) -> cluster_pb2.Clust
 
 def inbound_clusters(mesh: Mesh, proxy: Proxy) -> list[Resource]:
     """One STATIC cluster per service port this pod serves, to 127.0.0.1:<targetPort>; then the
-    inbound passthrough cluster(s) that keep the original destination, bound to 127.0.0.6."""
+    inbound passthrough cluster(s) that keep the original destination, bound to 127.0.0.6. They do
+    not depend on the pod itself, so pods serving the same ports share them."""
     result: dict[str, Resource] = {}
     modern = mesh.profile is Profile.MODERN
     for target in inbound_targets(mesh, proxy):
         key = inbound_cluster_key(target.service, target.port, target.target_port, modern)
-        if key.name in result:
-            continue
-        cluster = cluster_pb2.Cluster(
-            name=key.name,
-            type=cluster_pb2.Cluster.STATIC,
-            connect_timeout=duration(mesh.mesh_config.connect_timeout),
-        )
-        localhost = "::1" if proxy.ipv6 else "127.0.0.1"
-        cluster.load_assignment.CopyFrom(static_load_assignment(key.name, localhost, target.target_port))
-        cluster.circuit_breakers.thresholds.append(
-            _default_thresholds(modern) if modern else _empty_threshold()
-        )
-        result[key.name] = Resource(key.name, cluster)
-    return [*result.values(), *_inbound_passthrough(mesh, proxy)]
+        if key.name not in result:
+            memo_key = ("cds-inbound", key.name, target.target_port, proxy.ipv6)
+            build = partial(_inbound_cluster, mesh, key.name, target.target_port, proxy.ipv6)
+            result[key.name] = mesh.cached(memo_key, build)
+    passthrough = mesh.cached(
+        ("cds-inbound-passthrough", proxy.ipv6), lambda: _inbound_passthrough(mesh, proxy)
+    )
+    return [*result.values(), *passthrough]
+
+
+def _inbound_cluster(mesh: Mesh, name: str, target_port: int, ipv6: bool) -> Resource:
+    modern = mesh.profile is Profile.MODERN
+    cluster = cluster_pb2.Cluster(
+        name=name, type=cluster_pb2.Cluster.STATIC, connect_timeout=duration(mesh.mesh_config.connect_timeout)
+    )
+    localhost = "::1" if ipv6 else "127.0.0.1"
+    cluster.load_assignment.CopyFrom(static_load_assignment(name, localhost, target_port))
+    cluster.circuit_breakers.thresholds.append(_default_thresholds(modern) if modern else _empty_threshold())
+    return Resource(name, cluster)
 
 
 def _empty_threshold() -> circuit_breaker_pb2.CircuitBreakers.Thresholds:
@@ -199,17 +222,11 @@ def inbound_cluster_key(
     return names.ClusterKey.inbound(port.port, port.name, service.hostname)
 
 
-def _inbound_passthrough(mesh: Mesh, proxy: Proxy) -> Iterator[Resource]:
+def _inbound_passthrough(mesh: Mesh, proxy: Proxy) -> list[Resource]:
     if mesh.profile is Profile.MODERN:
-        cluster = _passthrough(
-            mesh, names.INBOUND_PASSTHROUGH_CLUSTER_MODERN, names.INBOUND_PASSTHROUGH_SOURCE_V4
-        )
-        yield Resource(cluster.name, cluster)
-        return
-    cluster = _passthrough(mesh, names.INBOUND_PASSTHROUGH_CLUSTER_V4, names.INBOUND_PASSTHROUGH_SOURCE_V4)
-    yield Resource(cluster.name, cluster)
-    if proxy.ipv6:
-        cluster = _passthrough(
-            mesh, names.INBOUND_PASSTHROUGH_CLUSTER_V6, names.INBOUND_PASSTHROUGH_SOURCE_V6
-        )
-        yield Resource(cluster.name, cluster)
+        wanted = [(names.INBOUND_PASSTHROUGH_CLUSTER_MODERN, names.INBOUND_PASSTHROUGH_SOURCE_V4)]
+    else:
+        wanted = [(names.INBOUND_PASSTHROUGH_CLUSTER_V4, names.INBOUND_PASSTHROUGH_SOURCE_V4)]
+        if proxy.ipv6:
+            wanted.append((names.INBOUND_PASSTHROUGH_CLUSTER_V6, names.INBOUND_PASSTHROUGH_SOURCE_V6))
+    return [Resource(name, _passthrough(mesh, name, source)) for name, source in wanted]

@@ -56,6 +56,8 @@ class BoundServer:
     gateway: ConfigObject
     server: istio.Server
     listen_port: int
+    index: int = 0
+    """The server's position in its Gateway (with the gateway's key: a memo key for the server)."""
 
     @property
     def gateway_ref(self) -> str:
@@ -94,8 +96,8 @@ def bound_servers(mesh: Mesh, proxy: Proxy) -> list[BoundServer]:
         spec: istio.GatewaySpec = gateway.spec
         if not spec.selector or not labels_match(spec.selector, labels):
             continue
-        for server in spec.servers:
-            result.append(BoundServer(gateway, server, _listen_port(mesh, proxy, server)))
+        for index, server in enumerate(spec.servers):
+            result.append(BoundServer(gateway, server, _listen_port(mesh, proxy, server), index))
     return result
 
 
@@ -119,6 +121,12 @@ def _listen_port(mesh: Mesh, proxy: Proxy, server: istio.Server) -> int:
 
 
 def router_listeners(mesh: Mesh, proxy: Proxy) -> list[Resource]:
+    """Shared by the routers of one namespace and label set (replicas of one gateway Deployment)."""
+    key = ("router-lds", proxy.namespace, proxy.labels)
+    return mesh.cached(key, lambda: _router_listeners(mesh, proxy))
+
+
+def _router_listeners(mesh: Mesh, proxy: Proxy) -> list[Resource]:
     by_port: dict[int, list[BoundServer]] = {}
     for bound in bound_servers(mesh, proxy):
         by_port.setdefault(bound.listen_port, []).append(bound)
@@ -136,9 +144,7 @@ def _listener(mesh: Mesh, proxy: Proxy, port: int, servers: list[BoundServer]) -
     for bound in servers:
         if bound.serves_http and not bound.terminates_tls:
             if not plain_http_done:
-                manager = connection_manager(
-                    mesh.mesh_config, Side.GATEWAY, stat_prefix, rds=bound.route_name
-                )
+                manager = connection_manager(mesh, Side.GATEWAY, stat_prefix, rds=bound.route_name)
                 listener.filter_chains.add(filters=[hcm_filter(manager)])
                 plain_http_done = True
         elif bound.terminates_tls:
@@ -173,7 +179,7 @@ def _terminating_chain(
     chain.filter_chain_match.server_names.extend(_server_names(bound.server))
     chain.transport_socket.CopyFrom(base_pb2.TransportSocket(name=TLS_TRANSPORT, typed_config=pack(context)))
     if bound.protocol is Protocol.HTTPS:
-        manager = connection_manager(mesh.mesh_config, Side.GATEWAY, stat_prefix, rds=bound.route_name)
+        manager = connection_manager(mesh, Side.GATEWAY, stat_prefix, rds=bound.route_name)
         chain.filters.append(hcm_filter(manager))
     else:
         chain.filters.extend(_first_tcp_route_filters(mesh, bound))
@@ -182,15 +188,38 @@ def _terminating_chain(
 
 def _bound_virtual_services(mesh: Mesh, bound: BoundServer) -> list[ConfigObject]:
     """VirtualServices bound to this server's gateway that the server's hosts admit, by creation order."""
-    result = []
-    for vs in sorted(mesh.virtual_services, key=lambda v: v.order):
-        if bound.gateway_ref not in vs_gateways(vs):
-            continue
-        if not visible(vs.spec.export_to, vs.namespace, bound.gateway.namespace):
-            continue
-        if _intersect(mesh, bound, vs):
-            result.append(vs)
-    return result
+    return [vs for vs, _ in _bound_hosts(mesh, bound)]
+
+
+def _bound_hosts(mesh: Mesh, bound: BoundServer) -> list[tuple[ConfigObject, list[str]]]:
+    """Each bound VirtualService with the hosts where it meets the server (never empty). Cached per
+    server: a gateway with many servers asks for each several times (listeners, every route)."""
+
+    def build() -> list[tuple[ConfigObject, list[str]]]:
+        result = []
+        for vs in _virtual_services_by_gateway(mesh).get(bound.gateway_ref, []):
+            if not visible(vs.spec.export_to, vs.namespace, bound.gateway.namespace):
+                continue
+            hosts_ = _intersect(mesh, bound, vs)
+            if hosts_:
+                result.append((vs, hosts_))
+        return result
+
+    return mesh.cached(("gateway-bound-hosts", bound.gateway.key, bound.index), build)
+
+
+def _virtual_services_by_gateway(mesh: Mesh) -> dict[str, list[ConfigObject]]:
+    """`<namespace>/<gateway>` -> the VirtualServices naming it, by creation order: an index, so a
+    server does not scan every VirtualService of the mesh."""
+
+    def build() -> dict[str, list[ConfigObject]]:
+        index: dict[str, list[ConfigObject]] = {}
+        for vs in sorted(mesh.virtual_services, key=lambda v: v.order):
+            for ref in sorted(vs_gateways(vs)):
+                index.setdefault(ref, []).append(vs)
+        return index
+
+    return mesh.cached("gateway-vs-index", build)
 
 
 def _tcp_chains(mesh: Mesh, proxy: Proxy, bound: BoundServer) -> list[listener_components_pb2.FilterChain]:
@@ -249,6 +278,12 @@ _NO_PROXY = Proxy(names.ProxyType.ROUTER, "0.0.0.0", "-", "-")
 
 
 def router_routes(mesh: Mesh, proxy: Proxy) -> list[Resource]:
+    """Shared by the routers of one namespace and label set (replicas of one gateway Deployment)."""
+    key = ("router-rds", proxy.namespace, proxy.labels)
+    return mesh.cached(key, lambda: _router_routes(mesh, proxy))
+
+
+def _router_routes(mesh: Mesh, proxy: Proxy) -> list[Resource]:
     by_route: dict[str, list[BoundServer]] = {}
     for bound in bound_servers(mesh, proxy):
         if bound.serves_http:
@@ -257,31 +292,40 @@ def router_routes(mesh: Mesh, proxy: Proxy) -> list[Resource]:
     return [Resource(c.name, c) for c in configs]
 
 
+@dataclass(slots=True)
+class _VHost:
+    """A virtual host being assembled: routes collected as a list and added to the message once."""
+
+    domains: list[str]
+    require_tls: bool
+    routes: list[route_components_pb2.Route]
+
+
 def _route_config(
     mesh: Mesh, proxy: Proxy, name: str, servers: list[BoundServer]
 ) -> route_pb2.RouteConfiguration:
     config = route_pb2.RouteConfiguration(name=name)
     config.validate_clusters.value = False
-    vhosts: dict[str, route_components_pb2.VirtualHost] = {}
+    vhosts: dict[str, _VHost] = {}
     for bound in servers:
         ctx = RouteContext(mesh, proxy, frozenset({bound.gateway_ref}), bound.listen_port)
-        for vs in _bound_virtual_services(mesh, bound):
+        for vs, hosts_ in _bound_hosts(mesh, bound):
             routes = translate_virtual_service(ctx, vs)
-            for host in _intersect(mesh, bound, vs):
+            for host in hosts_:
                 _merge_vhost(vhosts, mesh, host, bound, routes)
     if not vhosts:
         config.virtual_hosts.append(_blackhole_vhost(mesh, servers[0].listen_port))
     for key in sorted(vhosts):
         vhost = vhosts[key]
-        merged = merge_catch_all_last(list(vhost.routes))
-        del vhost.routes[:]
-        vhost.routes.extend(merged)
-        config.virtual_hosts.append(vhost)
+        added = config.virtual_hosts.add(name=key, domains=vhost.domains)
+        if vhost.require_tls:
+            added.require_tls = route_components_pb2.VirtualHost.ALL
+        added.routes.extend(merge_catch_all_last(vhost.routes))
     return config
 
 
 def _merge_vhost(
-    vhosts: dict[str, route_components_pb2.VirtualHost],
+    vhosts: dict[str, _VHost],
     mesh: Mesh,
     host: str,
     bound: BoundServer,
@@ -292,10 +336,8 @@ def _merge_vhost(
     vhost = vhosts.get(name)
     if vhost is None:
         domains = [host] if mesh.profile is Profile.MODERN else [host, f"{host}:{port}"]
-        vhost = vhosts[name] = route_components_pb2.VirtualHost(name=name, domains=domains)
         tls = bound.server.tls
-        if tls is not None and tls.https_redirect:
-            vhost.require_tls = route_components_pb2.VirtualHost.ALL
+        vhost = vhosts[name] = _VHost(domains, tls is not None and tls.https_redirect, [])
     vhost.routes.extend(routes)
 
 

@@ -7,14 +7,15 @@ import enum
 from typing import TypeAlias
 
 from pilotfish.config.meshconfig import MeshConfig, Profile
+from pilotfish.model.mesh import Mesh
 from pilotfish.xds.accesslog import access_logs
 from pilotfish.xds.protos import (
+    ADS_SOURCE,
     CORS,
     FAULT,
     HCM,
     ROUTER,
     ZERO,
-    ads_source,
     cors_pb2,
     fault_pb2,
     http_connection_manager_pb2,
@@ -43,19 +44,30 @@ def http_filters(profile: Profile) -> list[http_connection_manager_pb2.HttpFilte
 
 
 def connection_manager(
-    mesh_config: MeshConfig,
+    mesh: Mesh,
     side: Side,
     stat_prefix: str,
     rds: str | None = None,
     route_config: route_pb2.RouteConfiguration | None = None,
     http2: bool = False,
 ) -> Manager:
-    manager = Manager(codec_type=Manager.AUTO, stat_prefix=stat_prefix)
+    manager = Manager()
+    manager.CopyFrom(mesh.cached(("hcm-template", side), lambda: _template(mesh.mesh_config, side)))
+    manager.stat_prefix = stat_prefix
     if rds is not None:
         manager.rds.route_config_name = rds
-        manager.rds.config_source.CopyFrom(ads_source())
+        manager.rds.config_source.CopyFrom(ADS_SOURCE)
     elif route_config is not None:
         manager.route_config.CopyFrom(route_config)
+    if http2:
+        manager.http2_protocol_options.SetInParent()
+    return manager
+
+
+def _template(mesh_config: MeshConfig, side: Side) -> Manager:
+    """Everything of a side's connection manager but its stat prefix and routes: built once per
+    snapshot and copied (a gateway may have thousands of them), never mutated."""
+    manager = Manager(codec_type=Manager.AUTO)
     manager.http_filters.extend(http_filters(mesh_config.profile))
     manager.stream_idle_timeout.CopyFrom(ZERO)
     manager.normalize_path.value = True
@@ -73,8 +85,6 @@ def connection_manager(
             details.cert = True
         else:
             manager.forward_client_cert_details = Manager.APPEND_FORWARD
-    if http2:
-        manager.http2_protocol_options.SetInParent()
     return manager
 
 

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from pilotfish.config import istio
+from pilotfish.config.meshconfig import Profile
 from pilotfish.config.objects import ConfigObject
 from pilotfish.model import names
 from pilotfish.model.mesh import Mesh
 from pilotfish.model.names import resolve_short_host
 from pilotfish.model.proxy import Proxy
-from pilotfish.model.scope import destination_rule, labels_match
+from pilotfish.model.scope import destination_rule, label_key, labels_match
 from pilotfish.xds.protos import (
     CORS,
     FAULT,
@@ -65,7 +66,7 @@ class RouteContext:
 
     @property
     def modern(self) -> bool:
-        return self.mesh.profile.value == "modern"
+        return self.mesh.profile is Profile.MODERN
 
 
 # --- default route ----------------------------------------------------------------------------------
@@ -73,20 +74,27 @@ class RouteContext:
 
 def default_route(ctx: RouteContext, hostname: str, port: int) -> Route:
     """The route of a service no VirtualService covers: everything to its default cluster."""
-    cluster = names.ClusterKey.outbound(port, hostname).name
-    route = Route(name=names.DEFAULT_ROUTE_NAME)
-    route.match.prefix = "/"
+    route = Route()
+    route.CopyFrom(_DEFAULT_ROUTES[ctx.modern])
     action = route.route
-    action.cluster = cluster
-    action.timeout.CopyFrom(ZERO)
-    action.max_stream_duration.grpc_timeout_header_max.CopyFrom(ZERO)
-    action.retry_policy.CopyFrom(default_retry_policy(ctx.modern))
+    action.cluster = names.outbound_cluster_name(port, hostname)
     _hash_policy(ctx, action, hostname, "")
     route.decorator.operation = f"{hostname}:{port}/*"
     return route
 
 
-def default_retry_policy(modern: bool) -> route_components_pb2.RetryPolicy:
+def _default_route_template(modern: bool) -> Route:
+    """Everything of a default route but its cluster, hash policy and decorator."""
+    route = Route(name=names.DEFAULT_ROUTE_NAME)
+    route.match.prefix = "/"
+    action = route.route
+    action.timeout.CopyFrom(ZERO)
+    action.max_stream_duration.grpc_timeout_header_max.CopyFrom(ZERO)
+    action.retry_policy.CopyFrom(_build_retry_policy(modern))
+    return route
+
+
+def _build_retry_policy(modern: bool) -> route_components_pb2.RetryPolicy:
     policy = route_components_pb2.RetryPolicy(
         retry_on=_RETRY_ON_MODERN if modern else _RETRY_ON_13,
         num_retries=u32(2),
@@ -100,10 +108,23 @@ def default_retry_policy(modern: bool) -> route_components_pb2.RetryPolicy:
     return policy
 
 
+_DEFAULT_ROUTES = {modern: _default_route_template(modern) for modern in (False, True)}
+"""Prebuilt per profile and copied: a default route per service is the bulk of a sidecar's RDS, and
+copying a message costs a fraction of building it (and of packing its retry predicate). Never mutated."""
+
+
 # --- VirtualService rules ---------------------------------------------------------------------------
 
 
 def translate_virtual_service(ctx: RouteContext, vs: ConfigObject) -> list[Route]:
+    """The VirtualService's routes for this context. Cached per what they depend on, so the servers
+    of a gateway on one port, and proxies of one shape, translate each VirtualService once; the
+    list is shared (callers copy the routes into their messages and never mutate them)."""
+    key = ("vs-routes", vs.key, ctx.gateways, ctx.port, ctx.proxy.namespace, label_key(ctx.mesh, ctx.proxy))
+    return ctx.mesh.cached(key, lambda: _translate(ctx, vs))
+
+
+def _translate(ctx: RouteContext, vs: ConfigObject) -> list[Route]:
     spec: istio.VirtualServiceSpec = vs.spec
     routes: list[Route] = []
     for rule in spec.http:
@@ -258,9 +279,7 @@ def _set_action(ctx: RouteContext, vs: ConfigObject, rule: istio.HTTPRoute, rout
     timeout = duration(rule.timeout) if rule.timeout is not None else ZERO
     action.timeout.CopyFrom(timeout)
     action.max_stream_duration.grpc_timeout_header_max.CopyFrom(timeout)
-    retry = _retry_policy(ctx, rule.retries)
-    if retry is not None:
-        action.retry_policy.CopyFrom(retry)
+    _set_retry_policy(ctx, action, rule.retries)
     if rule.rewrite is not None:
         if rule.rewrite.uri:
             action.prefix_rewrite = rule.rewrite.uri
@@ -292,17 +311,19 @@ def destination_cluster(ctx: RouteContext, vs: ConfigObject, dest: istio.Destina
     if not port:
         service = ctx.mesh.service(host)
         port = service.ports[0].port if service is not None and len(service.ports) == 1 else ctx.port
-    return names.ClusterKey.outbound(port, host, dest.subset).name
+    return names.outbound_cluster_name(port, host, dest.subset)
 
 
-def _retry_policy(
-    ctx: RouteContext, retries: istio.HTTPRetry | None
-) -> route_components_pb2.RetryPolicy | None:
+def _set_retry_policy(
+    ctx: RouteContext, action: route_components_pb2.RouteAction, retries: istio.HTTPRetry | None
+) -> None:
+    """Istio's default policy unless the rule sets `retries` (`attempts: 0` turns retries off)."""
+    if retries is not None and retries.attempts <= 0:
+        return
+    policy = action.retry_policy
+    policy.CopyFrom(_DEFAULT_ROUTES[ctx.modern].route.retry_policy)
     if retries is None:
-        return default_retry_policy(ctx.modern)
-    if retries.attempts <= 0:
-        return None
-    policy = default_retry_policy(ctx.modern)
+        return
     policy.num_retries.value = retries.attempts
     if retries.retry_on:
         reasons = [r.strip() for r in retries.retry_on.split(",") if r.strip()]
@@ -315,7 +336,6 @@ def _retry_policy(
         policy.retriable_status_codes.extend(codes)
     if retries.per_try_timeout is not None:
         policy.per_try_timeout.CopyFrom(duration(retries.per_try_timeout))
-    return policy
 
 
 def _hash_policy(ctx: RouteContext, action: route_components_pb2.RouteAction, host: str, subset: str) -> None:
@@ -437,6 +457,8 @@ def _operation(ctx: RouteContext, vs: ConfigObject, route: Route) -> str:
 def merge_catch_all_last(routes: Sequence[Route]) -> list[Route]:
     """Gateways concatenate the routes of several VirtualServices for one host; catch-all routes
     move to the end so they do not shadow the others (Istio's CombineVHostRoutes)."""
-    specific = [r for r in routes if not _is_catch_all(r)]
-    catch_all = [r for r in routes if _is_catch_all(r)]
+    specific: list[Route] = []
+    catch_all: list[Route] = []
+    for route in routes:
+        (catch_all if _is_catch_all(route) else specific).append(route)
     return specific + catch_all

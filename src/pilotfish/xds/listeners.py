@@ -51,16 +51,39 @@ SNIFFED_HTTP_ALPNS_13 = ("http/1.1", "http/1.0")
 
 
 def sidecar_listeners(mesh: Mesh, proxy: Proxy) -> list[Resource]:
+    """Inbound listeners are the pod's own; the outbound ones (and virtualOutbound) are shared by
+    every proxy of the same scope, and of the same IP where the 1.3 own-IP blackhole chain is in."""
     modern = mesh.profile is Profile.MODERN
     inbound = [] if modern else [build_inbound_listener(mesh, proxy, t) for t in _inbound_ports(mesh, proxy)]
-    outbound = [build_outbound_listener(mesh, proxy, li) for li in outbound_plan(mesh, proxy)]
-    listeners = [*inbound, *outbound, virtual_outbound(mesh, proxy), virtual_inbound(mesh, proxy, inbound)]
-    return [Resource(li.name, li) for li in listeners]
+    scope = scope_for(mesh, proxy).key
+    outbound = [_shared_outbound(mesh, proxy, scope, plan) for plan in outbound_plan(mesh, proxy)]
+    own_ip = None if modern else proxy.ip
+    virtual = mesh.cached(
+        ("lds-virtual-outbound", scope, own_ip), lambda: _resource(virtual_outbound(mesh, proxy))
+    )
+    return [
+        *(_resource(li) for li in inbound),
+        *outbound,
+        virtual,
+        _resource(virtual_inbound(mesh, proxy, inbound)),
+    ]
+
+
+def _resource(listener: Listener) -> Resource:
+    return Resource(listener.name, listener)
+
+
+def _shared_outbound(mesh: Mesh, proxy: Proxy, scope: object, plan: OutboundListener) -> Resource:
+    """An outbound listener depends on the scope's plan, and in 1.3 on the pod IP when it listens
+    on the wildcard address (the own-IP blackhole chain)."""
+    own_ip = proxy.ip if plan.bind == WILDCARD and mesh.profile is not Profile.MODERN else None
+    key = ("lds-outbound", scope, plan.name, own_ip)
+    return mesh.cached(key, lambda: _resource(build_outbound_listener(mesh, proxy, plan)))
 
 
 def _tcp_proxy(cluster: str, mesh: Mesh, stat_prefix: str | None = None) -> listener_components_pb2.Filter:
     proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix or cluster, cluster=cluster)
-    proxy.access_log.extend(access_logs(mesh.mesh_config))
+    proxy.access_log.extend(mesh.cached("access-logs", lambda: access_logs(mesh.mesh_config)))
     return network_filter(TCP_PROXY, proxy)
 
 
@@ -132,14 +155,14 @@ def _http_outbound(
 ) -> None:
     if plan.bind == WILDCARD and mesh.profile is not Profile.MODERN:
         listener.filter_chains.append(_own_ip_blackhole(proxy))
-    manager = connection_manager(mesh.mesh_config, Side.OUTBOUND, stat_prefix, rds=plan.route_name)
+    manager = connection_manager(mesh, Side.OUTBOUND, stat_prefix, rds=plan.route_name)
     listener.filter_chains.add(filters=[hcm_filter(manager)])
 
 
 def _tcp_outbound(listener: Listener, mesh: Mesh, proxy: Proxy, plan: OutboundListener) -> None:
     if plan.bind != WILDCARD:
         service = plan.services[0]
-        cluster = names.ClusterKey.outbound(plan.port, service.hostname).name
+        cluster = names.outbound_cluster_name(plan.port, service.hostname)
         listener.filter_chains.add(filters=[_tcp_proxy(cluster, mesh)])
         return
     if mesh.profile is not Profile.MODERN:
@@ -164,7 +187,7 @@ def _tcp_outbound(listener: Listener, mesh: Mesh, proxy: Proxy, plan: OutboundLi
 
 def _wildcard_tcp_chain(mesh: Mesh, service: Service, port: int) -> FilterChain | None:
     """A TCP service without a VIP on a shared wildcard listener: matched by its CIDRs or by SNI."""
-    cluster = names.ClusterKey.outbound(port, service.hostname).name
+    cluster = names.outbound_cluster_name(port, service.hostname)
     chain = FilterChain(filters=[_tcp_proxy(cluster, mesh)])
     cidrs = [a for a in service.addresses if a and a != WILDCARD]
     service_port = service.port(port)
@@ -182,7 +205,7 @@ def _sniffed_outbound(
     listener.listener_filters.append(listener_filter(HTTP_INSPECTOR, http_inspector_pb2.HttpInspector()))
     listener.listener_filters_timeout.CopyFrom(duration(mesh.mesh_config.protocol_detection_timeout))
     listener.continue_on_listener_filters_timeout = True
-    manager = connection_manager(mesh.mesh_config, Side.OUTBOUND, stat_prefix, rds=plan.route_name)
+    manager = connection_manager(mesh, Side.OUTBOUND, stat_prefix, rds=plan.route_name)
     http = FilterChain(filters=[hcm_filter(manager)])
     http.filter_chain_match.application_protocols.extend(SNIFFED_HTTP_ALPNS_13)
     listener.filter_chains.append(http)
@@ -190,7 +213,7 @@ def _sniffed_outbound(
         registry_only = scope_for(mesh, proxy).registry_only
         cluster = names.BLACKHOLE_CLUSTER if registry_only else names.PASSTHROUGH_CLUSTER
     else:
-        cluster = names.ClusterKey.outbound(plan.port, plan.services[0].hostname).name
+        cluster = names.outbound_cluster_name(plan.port, plan.services[0].hostname)
     listener.filter_chains.add(filters=[_tcp_proxy(cluster, mesh)])
 
 
@@ -222,7 +245,7 @@ def _inbound_chain(mesh: Mesh, proxy: Proxy, target: InboundTarget, stat_prefix:
     route.route.max_stream_duration.grpc_timeout_header_max.CopyFrom(ZERO)
     route.decorator.operation = f"{target.service.hostname}:{target.port.port}/*"
     manager = connection_manager(
-        mesh.mesh_config, Side.INBOUND, stat_prefix, route_config=config, http2=target.port.protocol.is_http2
+        mesh, Side.INBOUND, stat_prefix, route_config=config, http2=target.port.protocol.is_http2
     )
     return FilterChain(filters=[hcm_filter(manager)])
 

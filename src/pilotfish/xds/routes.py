@@ -9,6 +9,8 @@ REGISTRY_ONLY).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import partial
 from typing import TypeAlias
 
 from pilotfish.config.meshconfig import Profile
@@ -16,7 +18,7 @@ from pilotfish.config.objects import ConfigObject
 from pilotfish.model import hosts, names
 from pilotfish.model.mesh import Mesh
 from pilotfish.model.proxy import Proxy
-from pilotfish.model.scope import scope_for, vs_hosts
+from pilotfish.model.scope import scope_for, shape_key, vs_hosts
 from pilotfish.model.service import Service
 from pilotfish.xds.httproute import RouteContext, default_route, translate_virtual_service
 from pilotfish.xds.outbound import Kind, OutboundListener, outbound_plan
@@ -26,23 +28,28 @@ from pilotfish.xds.resources import Resource
 VirtualHost: TypeAlias = route_components_pb2.VirtualHost
 
 
+@dataclass(frozen=True, slots=True)
+class _VHost:
+    """A virtual host before it is added to its RouteConfiguration (added in place, not copied)."""
+
+    name: str
+    domains: list[str]
+    routes: list[route_components_pb2.Route]
+
+
 def sidecar_routes(mesh: Mesh, proxy: Proxy) -> list[Resource]:
     result: dict[str, Resource] = {}
     for listener in outbound_plan(mesh, proxy):
         if listener.kind is Kind.TCP or listener.route_name in result:
             continue
-        key = ("rds", listener.route_name, proxy.namespace, proxy.labels, _sidecar_key(mesh, proxy))
-        resource = mesh.memo.get(key)
-        if resource is None:
-            config = build_route_config(mesh, proxy, listener)
-            resource = mesh.memo[key] = Resource(config.name, config)
-        result[listener.route_name] = resource
+        key = ("rds", listener.route_name, *shape_key(mesh, proxy))
+        result[listener.route_name] = mesh.cached(key, partial(_resource, mesh, proxy, listener))
     return list(result.values())
 
 
-def _sidecar_key(mesh: Mesh, proxy: Proxy) -> object:
-    scope = scope_for(mesh, proxy)
-    return scope.sidecar.key if scope.sidecar is not None else None
+def _resource(mesh: Mesh, proxy: Proxy, listener: OutboundListener) -> Resource:
+    config = build_route_config(mesh, proxy, listener)
+    return Resource(config.name, config)
 
 
 def build_route_config(mesh: Mesh, proxy: Proxy, listener: OutboundListener) -> route_pb2.RouteConfiguration:
@@ -54,17 +61,19 @@ def build_route_config(mesh: Mesh, proxy: Proxy, listener: OutboundListener) -> 
     if sniffed:
         wanted = listener.services[0].hostname
         vhosts = [v for v in vhosts if wanted in v.domains] or vhosts
-    else:
-        vhosts.append(_catch_all(mesh, proxy))
-    config.virtual_hosts.extend(vhosts)
+    for vhost in vhosts:
+        added = config.virtual_hosts.add(name=vhost.name, domains=vhost.domains)
+        added.routes.extend(vhost.routes)
+    if not sniffed:
+        config.virtual_hosts.append(_catch_all(mesh, proxy))
     return config
 
 
-def _virtual_hosts(ctx: RouteContext, listener: OutboundListener) -> list[VirtualHost]:
+def _virtual_hosts(ctx: RouteContext, listener: OutboundListener) -> list[_VHost]:
     port = listener.port
-    services = [s for s in _http_services(ctx.mesh, listener)]
+    services = list(_http_services(ctx.mesh, listener))
     covered: set[str] = set()
-    vhosts: dict[str, VirtualHost] = {}
+    vhosts: dict[str, _VHost] = {}
     egress = listener.egress
     virtual_services = egress.virtual_services if egress is not None else ()
     for vs in sorted(virtual_services, key=lambda v: v.order):
@@ -111,13 +120,10 @@ def _split_hosts(mesh: Mesh, vs: ConfigObject, services: list[Service]) -> tuple
 
 
 def _add(
-    vhosts: dict[str, VirtualHost], name: str, domains: list[str], routes: list[route_components_pb2.Route]
+    vhosts: dict[str, _VHost], name: str, domains: list[str], routes: list[route_components_pb2.Route]
 ) -> None:
-    if name in vhosts:  # Istio drops duplicate virtual hosts (pilot_vservice_dup_domain)
-        return
-    vhost = VirtualHost(name=name, domains=domains)
-    vhost.routes.extend(routes)
-    vhosts[name] = vhost
+    if name not in vhosts:  # Istio drops duplicate virtual hosts (pilot_vservice_dup_domain)
+        vhosts[name] = _VHost(name, domains, routes)
 
 
 def _catch_all(mesh: Mesh, proxy: Proxy) -> VirtualHost:
