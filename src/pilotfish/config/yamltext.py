@@ -1,8 +1,13 @@
-"""YAML text -> plain Python documents that remember the line of every field.
+"""YAML text -> plain Python documents that can say the line of every field.
 
 PyYAML's C composer gives nodes with marks; we construct the values ourselves so that each field
-path (`("spec", "http", 0, "route")`) maps to the 1-based line it was written on. Schema errors can
-then point at `file:line` of the offending field, not just of the document.
+path (`("spec", "http", 0, "route")`) can be mapped to the 1-based line it was written on. Schema
+errors can then point at `file:line` of the offending field, not just of the document.
+
+Field lines are only needed when something is wrong, and recording them for every field of every
+document was most of the cost of loading a large mesh. So a document records only its own first
+line; the field lines of a file are computed on first use, by composing its text again with
+recording on (`Document.lines`), once for all documents of that file.
 
 Duplicate mapping keys are reported (PyYAML silently keeps the last one, which hides typos).
 Pure: takes text, returns data and diagnostics.
@@ -10,8 +15,8 @@ Pure: takes text, returns data and diagnostics.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from functools import lru_cache
 from typing import Any
 
 import yaml
@@ -19,25 +24,44 @@ import yaml
 from pilotfish.config.diagnostics import YAML_SYNTAX, Diagnostic, Origin, error
 
 try:
-    _Loader: type[Any] = yaml.CSafeLoader
+    _CLoader: type[Any] = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - libyaml missing
-    _Loader = yaml.SafeLoader
+    _CLoader = yaml.SafeLoader
 
 Path = tuple[str | int, ...]
+Lines = dict[Path, int]
 
 
-@dataclass(slots=True)
 class Document:
-    """One YAML document: its data, where it starts, and the line of each field path."""
+    """One YAML document: its data, where it starts, and (on demand) the line of each field path."""
 
-    data: Any
-    origin: Origin
-    lines: dict[Path, int] = field(default_factory=dict)
+    __slots__ = ("_line_source", "_lines", "data", "origin")
+
+    def __init__(
+        self,
+        data: Any,
+        origin: Origin,
+        lines: Lines | None = None,
+        line_source: Callable[[], Lines] | None = None,
+    ) -> None:
+        self.data = data
+        self.origin = origin
+        self._lines = lines
+        self._line_source = line_source
+
+    @property
+    def lines(self) -> Lines:
+        """Field path -> line, computed on first use when the document was parsed without them."""
+        if self._lines is None:
+            self._lines = self._line_source() if self._line_source is not None else {}
+            self._line_source = None
+        return self._lines
 
     def line_of(self, path: Path) -> int:
         """The line of the deepest known prefix of `path` (the field itself if it exists)."""
+        lines = self.lines
         for end in range(len(path), -1, -1):
-            line = self.lines.get(path[:end])
+            line = lines.get(path[:end])
             if line is not None:
                 return line
         return self.origin.line
@@ -46,50 +70,95 @@ class Document:
         return Origin(self.origin.file, self.line_of(path))
 
 
+@lru_cache(maxsize=16384)
+def _scalar_tag(value: str, plain: bool) -> str:
+    """PyYAML's implicit resolution of a scalar (its `BaseResolver.resolve`, without path
+    resolvers, which pilotfish does not use)."""
+    if plain:
+        table = _CLoader.yaml_implicit_resolvers
+        for tag, regexp in table.get(value[:1], []) + table.get(None, []):
+            if regexp.match(value):
+                return str(tag)
+    return str(yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG)
+
+
+class _Loader(_CLoader):  # type: ignore[misc]
+    """The C loader with cheaper scalar resolution: manifests repeat the same short scalars
+    (`http`, `8080`, `v1`, ...) thousands of times, and resolving one means trying PyYAML's
+    regular expressions in Python; the answer only depends on the text, so it is cached. Path
+    resolvers are not used, so their per-node hooks are skipped."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is yaml.ScalarNode and len(value) <= 64:
+            return _scalar_tag(value, implicit[0])
+        return super().resolve(kind, value, implicit)
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
+
+
 class _Builder:
-    """Turns composed nodes into Python values, recording lines and duplicate keys."""
+    """Turns composed nodes into Python values, noting duplicate keys; `build_with_lines` also
+    records the line of every field path (and where each duplicate is)."""
 
     def __init__(self, file: str) -> None:
         self.file = file
         self.constructor = yaml.constructor.SafeConstructor()
+        self.duplicates = False
         self.diagnostics: list[Diagnostic] = []
 
-    def build(self, node: yaml.Node, path: Path, lines: dict[Path, int]) -> Any:
-        lines.setdefault(path, node.start_mark.line + 1)
+    def build(self, node: yaml.Node) -> Any:
         if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path, lines)
+            result: dict[Any, Any] = {}
+            for key_node, value_node in self._pairs(node):
+                key = self._key(key_node)
+                self.duplicates = self.duplicates or key in result
+                result[key] = self.build(value_node)
+            return result
         if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*path, i), lines) for i, item in enumerate(node.value)]
+            return [self.build(item) for item in node.value]
         return self.constructor.construct_object(node, deep=True)
 
-    def _mapping(self, node: yaml.MappingNode, path: Path, lines: dict[Path, int]) -> dict[Any, Any]:
+    def build_with_lines(self, node: yaml.Node, path: Path, lines: Lines) -> Any:
+        lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            result: dict[Any, Any] = {}
+            for key_node, value_node in self._pairs(node):
+                key = self._key(key_node)
+                line = key_node.start_mark.line + 1
+                if key in result:
+                    self.duplicates = True
+                    where = Origin(self.file, line)
+                    self.diagnostics.append(error(YAML_SYNTAX, f"duplicate key {key!r}", origin=where))
+                lines[(*path, key)] = line
+                result[key] = self.build_with_lines(value_node, (*path, key), lines)
+                lines[(*path, key)] = line
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build_with_lines(item, (*path, i), lines) for i, item in enumerate(node.value)]
+        return self.constructor.construct_object(node, deep=True)
+
+    def _pairs(self, node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
         self.constructor.flatten_mapping(node)  # resolves `<<` merge keys
-        result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = self.constructor.construct_object(key_node, deep=True)
-            if not isinstance(key, str | int | bool | float) and key is not None:
-                key = str(key)
-            line = key_node.start_mark.line + 1
-            if key in result:
-                where = Origin(self.file, line)
-                self.diagnostics.append(error(YAML_SYNTAX, f"duplicate key {key!r}", origin=where))
-            lines[(*path, key)] = line
-            result[key] = self.build(value_node, (*path, key), lines)
-            lines[(*path, key)] = line
-        return result
+        pairs: list[tuple[yaml.Node, yaml.Node]] = node.value
+        return pairs
+
+    def _key(self, key_node: yaml.Node) -> Any:
+        key = self.constructor.construct_object(key_node, deep=True)
+        if not isinstance(key, str | int | bool | float) and key is not None:
+            key = str(key)
+        return key
 
 
 def parse_yaml(text: str, file: str) -> tuple[list[Document], list[Diagnostic]]:
     """Parse a (multi-document) YAML text. Syntax errors stop the file: nothing of it is used."""
-    builder = _Builder(file)
-    documents: list[Document] = []
     try:
-        for node in _compose_all(text):
-            if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
-                continue  # an empty document (only comments, or a trailing ---)
-            lines: dict[Path, int] = {}
-            data = builder.build(node, (), lines)
-            documents.append(Document(data, Origin(file, node.start_mark.line + 1), lines))
+        documents, builder = _build_all(text, file, with_lines=False)
+        if builder.duplicates:  # rare: parse again with lines, to say where each duplicate is
+            return [], _build_all(text, file, with_lines=True)[1].diagnostics
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 0
@@ -97,9 +166,48 @@ def parse_yaml(text: str, file: str) -> tuple[list[Document], list[Diagnostic]]:
         return [], [error(YAML_SYNTAX, f"YAML syntax error: {problem}", origin=Origin(file, line))]
     except yaml.YAMLError as exc:
         return [], [error(YAML_SYNTAX, f"YAML error: {exc}", origin=Origin(file, 0))]
-    if builder.diagnostics:
-        return [], builder.diagnostics
     return documents, []
+
+
+def _build_all(text: str, file: str, with_lines: bool) -> tuple[list[Document], _Builder]:
+    """The non-empty documents of `text`. Without `with_lines`, each document gets its field lines
+    from one shared re-parse of the file, when first asked for them."""
+    builder = _Builder(file)
+    documents: list[Document] = []
+    file_lines = None if with_lines else _FileLines(text, file)
+    for node in _compose_all(text):
+        if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
+            continue  # an empty document (only comments, or a trailing ---)
+        origin = Origin(file, node.start_mark.line + 1)
+        if file_lines is None:
+            lines: Lines = {}
+            data = builder.build_with_lines(node, (), lines)
+            documents.append(Document(data, origin, lines))
+        else:
+            data = builder.build(node)
+            documents.append(Document(data, origin, line_source=file_lines.source(len(documents))))
+    return documents, builder
+
+
+class _FileLines:
+    """The field lines of every document of one file, computed together on first use."""
+
+    __slots__ = ("_by_document", "file", "text")
+
+    def __init__(self, text: str, file: str) -> None:
+        self.text = text
+        self.file = file
+        self._by_document: list[Lines] | None = None
+
+    def source(self, index: int) -> Callable[[], Lines]:
+        return lambda: self.lines(index)
+
+    def lines(self, index: int) -> Lines:
+        if self._by_document is None:
+            documents, _ = _build_all(self.text, self.file, with_lines=True)
+            self._by_document = [d.lines for d in documents]
+            self.text = ""  # not needed any more
+        return self._by_document[index]
 
 
 def _compose_all(text: str) -> Iterator[yaml.Node | None]:

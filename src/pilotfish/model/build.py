@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pilotfish.config import istio, k8s
 from pilotfish.config.diagnostics import DUPLICATE, UNSUPPORTED, Diagnostic, error, warning
@@ -72,6 +72,75 @@ def build_mesh(objects: Sequence[ConfigObject], version: str = "0") -> tuple[Mes
         workloads_by_ip={w.ip: w for w in workloads},
     )
     return mesh, diagnostics
+
+
+WORKLOAD_KINDS = frozenset({"Pod", "Deployment", "Endpoints"})
+"""Kinds that only decide workloads and endpoints: a change limited to them is an endpoint update."""
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointUpdate:
+    """The next snapshot, built from the previous one, and the (hostname, port) keys whose
+    endpoints differ between the two (what generation caches must forget)."""
+
+    mesh: Mesh
+    changed: frozenset[tuple[str, int]]
+
+
+def update_endpoints(previous: Mesh, objects: Sequence[ConfigObject], version: str) -> EndpointUpdate | None:
+    """The next snapshot when only pods, Deployments and Endpoints changed (a rollout, a scale-up):
+    services, routing config and indexes are the previous snapshot's, only workloads and endpoints
+    are recomputed. None when anything else changed, or a namespace appeared or went away: callers
+    then use `build_mesh`. The config objects the snapshot indexes stay the previous ones (equal
+    but for shifted `order` numbers, in the same relative order). The new snapshot's memo is empty;
+    what generation may keep is decided by `xds.generate.carry_over`."""
+    if not _only_workloads_changed(previous.objects, objects) or _duplicates(objects):
+        return None
+    namespaces = _namespaces(objects)
+    if namespaces != previous.namespaces:
+        return None
+    by_kind: dict[str, list[ConfigObject]] = {}
+    for obj in objects:
+        if obj.kind in WORKLOAD_KINDS:
+            by_kind.setdefault(obj.kind, []).append(obj)
+    workloads = _workloads(by_kind, namespaces)
+    k8s_services = [s for s in previous.services if not s.from_service_entry]
+    endpoints = _k8s_endpoints(k8s_services, by_kind.get("Endpoints", []), workloads)
+    for key, eps in previous.endpoints.items():  # ServiceEntry endpoints, as build_mesh merges them
+        endpoints.setdefault(key, eps)
+    changed = {
+        k
+        for k in previous.endpoints.keys() | endpoints.keys()
+        if previous.endpoints.get(k) != endpoints.get(k)
+    }
+    mesh = replace(
+        previous,
+        version=version,
+        endpoints=endpoints,
+        workloads=tuple(sorted(workloads, key=lambda w: (w.namespace, w.name))),
+        objects=tuple(objects),
+        workloads_by_name={(w.namespace, w.name): w for w in workloads},
+        workloads_by_ip={w.ip: w for w in workloads},
+        memo={},
+    )
+    return EndpointUpdate(mesh, frozenset(changed))
+
+
+def _only_workloads_changed(before: Sequence[ConfigObject], after: Sequence[ConfigObject]) -> bool:
+    """Whether every added, removed or modified object is of a workload kind, and the other objects
+    kept their relative order (their `order` numbers may shift when an earlier file grew). Objects
+    of unchanged files are the same Python objects (`config.parse.ParseCache`), so most comparisons
+    are `is`."""
+    config_before = [obj for obj in before if obj.kind not in WORKLOAD_KINDS]
+    config_after = [obj for obj in after if obj.kind not in WORKLOAD_KINDS]
+    if len(config_before) != len(config_after):
+        return False
+    for a, b in zip(config_before, config_after, strict=True):
+        if a is b:
+            continue
+        if a.key != b.key or replace(a, order=b.order) != b:
+            return False
+    return True
 
 
 def _duplicates(objects: Sequence[ConfigObject]) -> list[Diagnostic]:

@@ -58,7 +58,7 @@ def _shared_cla(
     mesh: Mesh, service: Service, port: ServicePort, subset: str, labels: Mapping[str, str] | None
 ) -> Resource:
     name = names.outbound_cluster_name(port.port, service.hostname, subset)
-    key = ("eds", name, tuple(sorted(labels.items())) if labels else None)
+    key = ("eds", service.hostname, port.port, subset, tuple(sorted(labels.items())) if labels else None)
     resource = mesh.memo.get(key)
     if resource is None:
         endpoints = _select(mesh.endpoints_of(service.hostname, port.port), labels)

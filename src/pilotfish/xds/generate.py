@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from pilotfish.model.build import EndpointUpdate
 from pilotfish.model.mesh import Mesh
 from pilotfish.model.proxy import Proxy
 from pilotfish.xds import clusters, endpoints, gateway, listeners, routes
@@ -44,6 +45,57 @@ ROUTER_GENERATORS: dict[TypeUrl, Generator] = {
     TypeUrl.LISTENER: gateway.router_listeners,
     TypeUrl.ROUTE: gateway.router_routes,
 }
+
+
+ENDPOINT_INDEPENDENT = frozenset(
+    {
+        "scope",
+        "dr",
+        "selects-by-labels",
+        "outbound-plan",
+        "special",
+        "cds-template",
+        "cds-inbound",
+        "cds-inbound-passthrough",
+        "rds",
+        "vs-routes",
+        "lds-outbound",
+        "lds-virtual-outbound",
+        "access-logs",
+        "hcm-template",
+        "router-lds",
+        "router-rds",
+        "gateway-bound-hosts",
+        "gateway-vs-index",
+    }
+)
+"""Memo entries (by their first element, see `Mesh.cached`) that depend only on config objects and
+services, so an endpoint update keeps them. `cds`/`eds` entries are kept unless their port's
+endpoints changed. Anything else is rebuilt (forgetting is always safe): the ones below, and any
+entry added later and not listed here."""
+REBUILT_ON_ENDPOINT_CHANGE = frozenset({"proxy", "inbound-index", "cds-outbound", "eds-list"})
+"""Per-proxy results, the inbound index, and the per-shape lists that hold `cds`/`eds` entries."""
+
+
+def carry_over(previous: Mesh, update: EndpointUpdate) -> Mesh:
+    """The updated snapshot with what `previous` generated that the endpoint change cannot affect:
+    after a rollout every proxy's clusters, listeners and routes are the same objects as before
+    (serialized once, same versions, so only endpoints are pushed)."""
+    memo = update.mesh.memo
+    for key, value in previous.memo.items():
+        tag = key if isinstance(key, str) else key[0]
+        if tag in ENDPOINT_INDEPENDENT or (tag in ("cds", "eds") and _unaffected(key, value, update)):
+            memo[key] = value
+    return update.mesh
+
+
+def _unaffected(key: tuple[object, ...], resource: Resource, update: EndpointUpdate) -> bool:
+    """Outbound clusters and load assignments are keyed `(tag, hostname, port, ...)`: a load
+    assignment, or a cluster with its endpoints inline (STRICT_DNS), of a port whose endpoints
+    changed is rebuilt; every other one is kept."""
+    if (key[1], key[2]) not in update.changed:
+        return True
+    return key[0] == "cds" and not resource.message.HasField("load_assignment")
 
 
 def generate(mesh: Mesh, proxy: Proxy) -> ProxyResources:
