@@ -17,6 +17,7 @@ from pilotfish.config.objects import ConfigObject
 from pilotfish.model.service import Endpoint, Service, Workload
 
 T = TypeVar("T")
+_MISSING = object()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -56,11 +57,10 @@ class Mesh:
     def cached(self, key: Hashable, build: Callable[[], T]) -> T:
         """The memo entry for `key`, built on first use. Keys say what the value depends on (besides
         the snapshot), so proxies that agree on those share one value."""
-        try:
-            return cast(T, self.memo[key])
-        except KeyError:
+        value = self.memo.get(key, _MISSING)
+        if value is _MISSING:
             value = self.memo[key] = build()
-            return value
+        return cast(T, value)
 
     def service(self, hostname: str) -> Service | None:
         return self.by_host.get(hostname)

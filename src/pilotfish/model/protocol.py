@@ -25,7 +25,7 @@ class Protocol(enum.StrEnum):
 
     @property
     def is_http2(self) -> bool:
-        return self in (Protocol.HTTP2, Protocol.GRPC, Protocol.GRPC_WEB)
+        return self in _HTTP2
 
     @property
     def is_tcp(self) -> bool:
@@ -33,10 +33,12 @@ class Protocol(enum.StrEnum):
 
     @property
     def is_tls(self) -> bool:
-        return self in (Protocol.HTTPS, Protocol.TLS)
+        return self in _TLS
 
 
 _HTTP = frozenset({Protocol.HTTP, Protocol.HTTP2, Protocol.GRPC, Protocol.GRPC_WEB})
+_HTTP2 = frozenset({Protocol.HTTP2, Protocol.GRPC, Protocol.GRPC_WEB})
+_TLS = frozenset({Protocol.HTTPS, Protocol.TLS})
 _TCP = frozenset({Protocol.TCP, Protocol.HTTPS, Protocol.TLS, Protocol.MONGO, Protocol.REDIS, Protocol.MYSQL})
 
 _BY_NAME = {

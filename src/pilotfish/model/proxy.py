@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from pilotfish.model.names import DEFAULT_DOMAIN_SUFFIX, NodeId, ProxyType
+from pilotfish.model.names import DEFAULT_DOMAIN_SUFFIX, NodeId, ProxyType, namespace_dns_domain
 
 Labels = tuple[tuple[str, str], ...]
 """Labels as a sorted tuple of pairs: hashable, so a `Proxy` can be a cache key."""
@@ -46,7 +46,7 @@ class Proxy:
 
     @property
     def dns_domain(self) -> str:
-        return self.node_id.dns_domain
+        return namespace_dns_domain(self.namespace, self.domain_suffix)
 
     @property
     def label_map(self) -> dict[str, str]:

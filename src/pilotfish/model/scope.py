@@ -215,6 +215,8 @@ def vs_gateways(vs: ConfigObject) -> set[str]:
 
 def destination_rule(mesh: Mesh, proxy: Proxy, service: Service) -> ConfigObject | None:
     """The DestinationRule that applies to `service` for this proxy (Istio 1.3 lookup order)."""
+    if not mesh.destination_rules:
+        return None
     key = ("dr", proxy.namespace, label_key(mesh, proxy), service.hostname)
     return mesh.cached(key, lambda: _find_destination_rule(mesh, proxy, service))
 

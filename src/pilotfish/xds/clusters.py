@@ -14,6 +14,7 @@ from pilotfish.config.meshconfig import Profile
 from pilotfish.config.objects import ConfigObject
 from pilotfish.model import names
 from pilotfish.model.mesh import Mesh
+from pilotfish.model.protocol import Protocol
 from pilotfish.model.proxy import Proxy
 from pilotfish.model.scope import destination_rule, scope_for, shape_key
 from pilotfish.model.service import Resolution, Service, ServicePort
@@ -45,7 +46,7 @@ def _outbound_clusters(mesh: Mesh, proxy: Proxy) -> list[Resource]:
     for service in scope_for(mesh, proxy).services:
         rule = destination_rule(mesh, proxy, service)
         for port in service.ports:
-            if port.protocol.value == "UDP":
+            if port.protocol is Protocol.UDP:
                 continue
             result.append(_shared_outbound(mesh, service, port, "", rule))
             if rule is not None:
@@ -78,15 +79,21 @@ def build_outbound_cluster(
         options = policy.http_protocol_options(cluster)
         options.explicit_http_config.http2_protocol_options.max_concurrent_streams.value = 1073741824
         policy.set_http_protocol_options(cluster, options)
-    spec: istio.DestinationRuleSpec | None = rule.spec if rule is not None else None
+    if rule is not None:
+        _apply_rule(cluster, rule, port, subset, modern)
+    return cluster
+
+
+def _apply_rule(
+    cluster: cluster_pb2.Cluster, rule: ConfigObject, port: ServicePort, subset: str, modern: bool
+) -> None:
+    spec: istio.DestinationRuleSpec = rule.spec
     effective = policy.effective_policy(spec, port.port, subset)
     policy.apply_connection_pool(cluster, effective.connection_pool)
     policy.apply_outlier_detection(cluster, effective.outlier_detection, modern)
     policy.apply_load_balancer(cluster, effective.load_balancer)
     policy.apply_tls(cluster, effective.tls, port.protocol.is_http2)
-    if rule is not None:
-        cluster.metadata.CopyFrom(istio_metadata(rule.config_path()))
-    return cluster
+    cluster.metadata.CopyFrom(istio_metadata(rule.config_path()))
 
 
 def _set_discovery(

@@ -13,6 +13,7 @@ from pilotfish.config import istio
 from pilotfish.config.objects import ConfigObject
 from pilotfish.model import names
 from pilotfish.model.mesh import Mesh
+from pilotfish.model.protocol import Protocol
 from pilotfish.model.proxy import Proxy
 from pilotfish.model.scope import destination_rule, labels_match, scope_for, shape_key
 from pilotfish.model.service import Endpoint, Resolution, Service, ServicePort
@@ -47,7 +48,7 @@ def _endpoint_resources(mesh: Mesh, proxy: Proxy) -> list[Resource]:
         rule = destination_rule(mesh, proxy, service)
         subsets = [("", None)] + [(s.name, s.labels) for s in (rule.spec.subsets if rule is not None else [])]
         for port in service.ports:
-            if port.protocol.value == "UDP":
+            if port.protocol is Protocol.UDP:
                 continue
             for subset, labels in subsets:
                 result.append(_shared_cla(mesh, service, port, subset, labels))
@@ -80,14 +81,25 @@ def load_assignment(cluster_name: str, endpoints: list[Endpoint]) -> endpoint_pb
     add = group.lb_endpoints.add
     for ep in endpoints:
         lb = add()
+        if ep.workload:
+            lb.CopyFrom(_POD_ENDPOINT)  # copying the nested metadata beats building it
+            lb.metadata.filter_metadata["istio"].fields["uid"].string_value = f"kubernetes://{ep.workload}"
         address = lb.endpoint.address.socket_address
         address.address = ep.address
         address.port_value = ep.port
         lb.load_balancing_weight.value = ep.weight
-        if ep.workload:  # fields set directly: Struct.update() is Python code, ~3x slower
-            lb.metadata.filter_metadata["istio"].fields["uid"].string_value = f"kubernetes://{ep.workload}"
     group.load_balancing_weight.value = sum(ep.weight for ep in endpoints)
     return cla
+
+
+def _pod_endpoint() -> endpoint_components_pb2.LbEndpoint:
+    lb = endpoint_components_pb2.LbEndpoint()
+    lb.metadata.filter_metadata["istio"].fields["uid"].string_value = ""
+    return lb
+
+
+_POD_ENDPOINT = _pod_endpoint()
+"""The skeleton of a pod's endpoint (never mutated)."""
 
 
 def static_load_assignment(cluster_name: str, address: str, port: int) -> endpoint_pb2.ClusterLoadAssignment:
@@ -129,9 +141,15 @@ def _inbound_index(mesh: Mesh) -> dict[str, list[InboundTarget]]:
     index: dict[str, list[InboundTarget]] = {}
     for service in mesh.services:
         for port in service.ports:
-            for ep in mesh.endpoints_of(service.hostname, port.port):
+            for ep in mesh.endpoints.get((service.hostname, port.port), ()):
                 if ep.workload:
-                    index.setdefault(ep.workload, []).append(InboundTarget(service, port, ep.port))
+                    target = InboundTarget(service, port, ep.port)
+                    targets = index.get(ep.workload)
+                    if targets is None:
+                        index[ep.workload] = [target]
+                    else:
+                        targets.append(target)
     for targets in index.values():
-        targets.sort(key=lambda t: (t.target_port, t.service.hostname))
+        if len(targets) > 1:
+            targets.sort(key=lambda t: (t.target_port, t.service.hostname))
     return index

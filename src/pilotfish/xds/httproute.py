@@ -8,7 +8,7 @@ Matches for another port, another gateway or other source labels are skipped.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from pilotfish.config import istio
@@ -63,18 +63,21 @@ class RouteContext:
     """`{"mesh"}` for sidecars; the gateway's `<namespace>/<name>` for routers."""
     port: int
     """The listener port the routes are for."""
+    modern: bool = field(init=False)
+    """The modern profile (read per route: a field, not a property chain)."""
 
-    @property
-    def modern(self) -> bool:
-        return self.mesh.profile is Profile.MODERN
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "modern", self.mesh.profile is Profile.MODERN)
 
 
 # --- default route ----------------------------------------------------------------------------------
 
 
-def default_route(ctx: RouteContext, hostname: str, port: int) -> Route:
-    """The route of a service no VirtualService covers: everything to its default cluster."""
-    route = Route()
+def default_route(ctx: RouteContext, hostname: str, port: int, route: Route | None = None) -> Route:
+    """The route of a service no VirtualService covers: everything to its default cluster. Built
+    into `route` when given (an empty route already in its virtual host: not copied again)."""
+    if route is None:
+        route = Route()
     route.CopyFrom(_DEFAULT_ROUTES[ctx.modern])
     action = route.route
     action.cluster = names.outbound_cluster_name(port, hostname)

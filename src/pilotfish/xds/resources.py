@@ -66,10 +66,10 @@ class Resource:
     def any(self) -> any_pb2.Any:
         """The message packed as `google.protobuf.Any` (serialized deterministically, once)."""
         if self._any is None:
-            packed = any_pb2.Any()
-            packed.type_url = "type.googleapis.com/" + self.message.DESCRIPTOR.full_name
-            packed.value = self.message.SerializeToString(deterministic=True)
-            self._any = packed
+            message = self.message
+            self._any = any_pb2.Any(
+                type_url=_type_url(type(message)), value=message.SerializeToString(deterministic=True)
+            )
         return self._any
 
     @property
@@ -85,6 +85,17 @@ class Resource:
 
     def __repr__(self) -> str:
         return f"Resource({self.name!r}, {self.message.DESCRIPTOR.name})"
+
+
+_TYPE_URLS: dict[type, str] = {}
+"""Message class -> its `Any` type URL (a memo: the descriptor lookup costs more than the packing)."""
+
+
+def _type_url(message_type: type[Message]) -> str:
+    url = _TYPE_URLS.get(message_type)
+    if url is None:
+        url = _TYPE_URLS[message_type] = "type.googleapis.com/" + message_type.DESCRIPTOR.full_name
+    return url
 
 
 @dataclass(frozen=True, slots=True)

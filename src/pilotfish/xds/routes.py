@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from typing import TypeAlias
 
 from pilotfish.config.meshconfig import Profile
@@ -30,11 +30,14 @@ VirtualHost: TypeAlias = route_components_pb2.VirtualHost
 
 @dataclass(frozen=True, slots=True)
 class _VHost:
-    """A virtual host before it is added to its RouteConfiguration (added in place, not copied)."""
+    """A virtual host before it is added to its RouteConfiguration: VirtualService routes (shared,
+    copied in), or none and the service's default route, built in place (most of a sidecar's
+    virtual hosts, so they are not built twice)."""
 
     name: str
     domains: list[str]
     routes: list[route_components_pb2.Route]
+    default_for: str = ""
 
 
 def sidecar_routes(mesh: Mesh, proxy: Proxy) -> list[Resource]:
@@ -63,7 +66,10 @@ def build_route_config(mesh: Mesh, proxy: Proxy, listener: OutboundListener) -> 
         vhosts = [v for v in vhosts if wanted in v.domains] or vhosts
     for vhost in vhosts:
         added = config.virtual_hosts.add(name=vhost.name, domains=vhost.domains)
-        added.routes.extend(vhost.routes)
+        if vhost.default_for:
+            default_route(ctx, vhost.default_for, listener.port, added.routes.add())
+        else:
+            added.routes.extend(vhost.routes)
     if not sniffed:
         config.virtual_hosts.append(_catch_all(mesh, proxy))
     return config
@@ -72,12 +78,13 @@ def build_route_config(mesh: Mesh, proxy: Proxy, listener: OutboundListener) -> 
 def _virtual_hosts(ctx: RouteContext, listener: OutboundListener) -> list[_VHost]:
     port = listener.port
     services = list(_http_services(ctx.mesh, listener))
+    index = _HostIndex(services)
     covered: set[str] = set()
     vhosts: dict[str, _VHost] = {}
     egress = listener.egress
     virtual_services = egress.virtual_services if egress is not None else ()
     for vs in sorted(virtual_services, key=lambda v: v.order):
-        matched, others = _split_hosts(ctx.mesh, vs, services)
+        matched, others = _split_hosts(ctx.mesh, vs, index)
         if not matched and port != 80:
             continue
         routes = translate_virtual_service(ctx, vs)
@@ -89,11 +96,11 @@ def _virtual_hosts(ctx: RouteContext, listener: OutboundListener) -> list[_VHost
         for host in others:
             _add(vhosts, names.vhost_name(host, port), _host_domains(ctx, host, port), routes)
     for service in services:
-        if service.hostname not in covered:
-            route = default_route(ctx, service.hostname, port)
-            _add(
-                vhosts, names.vhost_name(service.hostname, port), service_domains(ctx, service, port), [route]
-            )
+        hostname = service.hostname
+        if hostname not in covered:
+            name = names.vhost_name(hostname, port)
+            if name not in vhosts:
+                vhosts[name] = _VHost(name, service_domains(ctx, service, port), [], hostname)
     return [vhosts[name] for name in sorted(vhosts)]
 
 
@@ -105,12 +112,33 @@ def _http_services(mesh: Mesh, listener: OutboundListener) -> Iterable[Service]:
             yield service
 
 
-def _split_hosts(mesh: Mesh, vs: ConfigObject, services: list[Service]) -> tuple[list[Service], list[str]]:
+class _HostIndex:
+    """The services of a listener by exact hostname, plus the wildcard ones: finding the services a
+    VirtualService host names without testing every service (a mesh with a VirtualService per
+    service would otherwise be quadratic)."""
+
+    def __init__(self, services: list[Service]) -> None:
+        self.services = services
+        self.exact = {s.hostname: (i, s) for i, s in enumerate(services)}
+        self.wildcards = [(i, s) for i, s in enumerate(services) if hosts.is_wildcard(s.hostname)]
+
+    def matching(self, host: str) -> list[Service]:
+        """The services `host` matches (`hosts.matches`), in the services' order (by hostname, each
+        once: callers keep one service per hostname)."""
+        if hosts.is_wildcard(host):
+            return [s for s in self.services if hosts.matches(host, s.hostname)]
+        found = [(i, s) for i, s in self.wildcards if hosts.covers(s.hostname, host)]
+        if host in self.exact:
+            found.append(self.exact[host])
+        return [s for _, s in sorted(found, key=lambda pair: pair[0])]
+
+
+def _split_hosts(mesh: Mesh, vs: ConfigObject, index: _HostIndex) -> tuple[list[Service], list[str]]:
     """The VS hosts that name services on this port, and the other hosts."""
     matched: dict[str, Service] = {}
     others: list[str] = []
     for host in vs_hosts(vs, mesh.domain_suffix):
-        found = [s for s in services if hosts.matches(host, s.hostname)]
+        found = index.matching(host)
         if found:
             for service in found:
                 matched.setdefault(service.hostname, service)
@@ -174,22 +202,34 @@ def _domains_13(service: Service, port: int, dns_domain: str) -> list[str]:
 
 def alt_hosts_13(host: str, dns_domain: str) -> list[str]:
     """`reviews.default.svc.cluster.local` from `default.svc.cluster.local` ->
-    `reviews`, `reviews.default.svc.cluster`, `reviews.default.svc`, `reviews.default`."""
-    host_labels, domain_labels = host.split("."), dns_domain.split(".")
-    shared_count = 0
-    while (
-        shared_count < min(len(host_labels), len(domain_labels))
-        and host_labels[-1 - shared_count] == domain_labels[-1 - shared_count]
-    ):
-        shared_count += 1
-    if shared_count == 0 or shared_count >= len(host_labels):
-        return []
-    uniq = ".".join(host_labels[: len(host_labels) - shared_count])
-    shared = host_labels[len(host_labels) - shared_count :]
-    result = [uniq]
-    for end in range(len(shared) - 1, 0, -1):
-        result.append(uniq + "." + ".".join(shared[:end]))
-    return result
+    `reviews`, `reviews.default.svc.cluster`, `reviews.default.svc`, `reviews.default`: the labels
+    the host shares with the proxy's domain (its longest common label suffix) are dropped one by
+    one from the end. Called per service per route configuration, hence the per-domain table."""
+    host_labels = host.count(".") + 1
+    for count, suffix, prefixes in _domain_suffixes(dns_domain):
+        if count > host_labels:
+            continue
+        if count == host_labels:
+            if host == suffix:
+                return []
+            continue
+        if host.endswith(suffix) and host[-len(suffix) - 1] == ".":
+            uniq = host[: -len(suffix) - 1]
+            return [uniq, *(uniq + "." + prefix for prefix in prefixes)]
+    return []
+
+
+@lru_cache(maxsize=256)
+def _domain_suffixes(dns_domain: str) -> tuple[tuple[int, str, tuple[str, ...]], ...]:
+    """For each label count k, longest first: k, the domain's last k labels, and those labels'
+    joined prefixes (k-1 labels down to 1)."""
+    labels = dns_domain.split(".")
+    table = []
+    for count in range(len(labels), 0, -1):
+        shared = labels[-count:]
+        prefixes = tuple(".".join(shared[:end]) for end in range(count - 1, 0, -1))
+        table.append((count, ".".join(shared), prefixes))
+    return tuple(table)
 
 
 def _modern_domains(service: Service, dns_domain: str) -> list[str]:
