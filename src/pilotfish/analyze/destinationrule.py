@@ -167,17 +167,18 @@ def workload_selector(dr: Resource) -> dict[str, str]:
 
 def _conflicting_rules(ctx: AnalysisContext) -> Iterator[Diagnostic]:
     """pilotfish applies one DestinationRule per host and workload selector (the first, as Istio 1.3
-    did); Istio merges some of them. Either way the user meant one rule."""
+    did); Istio merges some of them. Either way the user meant one rule: the ignored ones are reported."""
     groups: dict[tuple[str, str, frozenset[tuple[str, str]]], list[Resource]] = {}
     for dr in ctx.of_kind("DestinationRule"):
         host = resolve_short_host(text(dr.spec.get("host")), dr.namespace, ctx.domain_suffix)
         selector = workload_selector(dr)
         groups.setdefault((dr.namespace, host, frozenset(selector.items())), []).append(dr)
     for (namespace, host, _), rules in groups.items():
-        if len(rules) < 2:
+        distinct = list(dict.fromkeys(r.name for r in rules))
+        if len(distinct) < 2:  # one name defined twice is schema.InputAnalyzer's duplicate
             continue
-        names = ", ".join(r.name for r in rules)
-        for dr in rules:
+        names = ", ".join(distinct)
+        for dr in rules[1:]:  # the first one is used; the others are the ones to fix
             yield finding(
                 msg.CONFLICTING_DESTINATION_RULES,
                 dr,

@@ -272,8 +272,8 @@ VS_HOST_NOT_IN_REGISTRY = MessageType(
     "PF0101",
     "VirtualServiceHostNotInRegistry",
     W,
-    "VirtualService host {} matches no service in the registry: sidecars apply it only to plain HTTP on "
-    "port 80 (for other ports the VirtualService does nothing).",
+    "VirtualService host {} matches no service visible from its namespace: sidecars apply it only to "
+    "plain HTTP on port 80 (for other ports the VirtualService does nothing).",
     "A mesh VirtualService names a host no Service or ServiceEntry defines (often a typo).",
 )
 CONFLICTING_DESTINATION_RULES = MessageType(

@@ -479,13 +479,12 @@ def _hosts_in_registry(ctx: AnalysisContext) -> Iterator[Diagnostic]:
                 continue
             if inventory.destination_host(host, vs.namespace) is not None:
                 continue
-            hint = did_you_mean(host, _host_candidates(inventory, vs.namespace))
             yield finding(
                 msg.VS_HOST_NOT_IN_REGISTRY,
                 vs,
                 quoted(host),
                 path=("spec", "hosts", i),
-                fix=f"{hint}correct the host, or define it with a Service or ServiceEntry",
+                fix=_host_fix(inventory, vs, host),
             )
 
 
@@ -542,14 +541,14 @@ def _section_rules(vs: Resource, section: str) -> Iterator[Diagnostic]:
         matches = items(rule.get("match"))
         if not matches:
             if catch_all >= 0:
-                yield _unreachable(vs, name, "only the last rule can have no matches", rule_path)
+                yield _unreachable(vs, name, "only the last rule can have no matches", rule_path, catch_all)
             catch_all = n
             continue
         duplicates = 0
         for m, match in enumerate(matches):
             match_path: Path = (*rule_path, "match", m)
             if catch_all >= 0:
-                yield _unreachable(vs, name, "route without matches defined before", rule_path)
+                yield _unreachable(vs, name, "route without matches defined before", rule_path, catch_all)
                 continue
             key = _match_key(match)
             if key in seen:
@@ -570,19 +569,16 @@ def _section_rules(vs: Resource, section: str) -> Iterator[Diagnostic]:
             if prefix is not None:
                 prefixes.append(prefix)
         if duplicates == len(matches):
-            yield _unreachable(vs, name, "all matches used by prior rules", rule_path)
+            yield _unreachable(vs, name, "all matches used by prior rules", rule_path, None)
     yield from _overlapping_prefixes(vs, prefixes)
 
 
-def _unreachable(vs: Resource, rule: str, reason: str, path: Path) -> Diagnostic:
-    return finding(
-        msg.VS_UNREACHABLE_RULE,
-        vs,
-        rule,
-        reason,
-        path=path,
-        fix="move the rule before the catch-all or duplicate rule, give it a distinct match, or delete it",
-    )
+def _unreachable(vs: Resource, rule: str, reason: str, path: Path, catch_all: int | None) -> Diagnostic:
+    if catch_all is not None:
+        fix = f"rule #{catch_all} has no match and takes every request: move this rule before it"
+    else:
+        fix = "earlier rules take all its requests: give it a distinct match, or delete it"
+    return finding(msg.VS_UNREACHABLE_RULE, vs, rule, reason, path=path, fix=fix)
 
 
 def _overlapping_prefixes(vs: Resource, prefixes: list[_PrefixMatch]) -> Iterator[Diagnostic]:
