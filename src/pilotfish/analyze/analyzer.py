@@ -41,6 +41,18 @@ def finding(
 
 
 def did_you_mean(value: str, candidates: Iterable[str]) -> str:
-    """`did you mean "x"? ` when a candidate is close to `value` (typos are the usual cause), else ""."""
-    close = difflib.get_close_matches(value, sorted(set(candidates)), n=1, cutoff=0.6)
-    return f"did you mean {quoted(close[0])}? " if close and close[0] != value else ""
+    """`did you mean "x"? ` when a candidate is close to `value` (typos are the usual cause), else "".
+
+    Hostnames are compared without their `.svc.<domain>` tail, which every Kubernetes host shares.
+    """
+    by_short: dict[str, str] = {}
+    for candidate in sorted(set(candidates)):
+        by_short.setdefault(_short(candidate), candidate)
+    close = difflib.get_close_matches(_short(value), list(by_short), n=1, cutoff=0.75)
+    if not close or by_short[close[0]] == value:
+        return ""
+    return f"did you mean {quoted(by_short[close[0]])}? "
+
+
+def _short(name: str) -> str:
+    return name.split(".svc.", 1)[0]
