@@ -94,10 +94,13 @@ class Inventory:
     node_labels: Mapping[str, Mapping[str, str]]
     domain_suffix: str
     _by_hostname: dict[str, list[Host]] = field(default_factory=dict, repr=False)
+    _by_namespace: dict[str, list[Pod]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         for host in self.hosts:
             self._by_hostname.setdefault(host.hostname, []).append(host)
+        for pod in self.pods:
+            self._by_namespace.setdefault(pod.namespace, []).append(pod)
 
     def fqdn(self, host: str, namespace: str) -> str:
         return resolve_short_host(host, namespace, self.domain_suffix)
@@ -138,15 +141,12 @@ class Inventory:
         return sorted(self._by_hostname)
 
     def pods_in(self, namespace: str) -> list[Pod]:
-        return [p for p in self.pods if p.namespace == namespace]
+        return list(self._by_namespace.get(namespace, []))
 
     def pods_matching(self, selector: Mapping[str, str], namespace: str | None = None) -> list[Pod]:
         """Pods whose labels include `selector` (in `namespace`, or anywhere when None)."""
-        return [
-            p
-            for p in self.pods
-            if (namespace is None or p.namespace == namespace) and labels_match(selector, p.labels)
-        ]
+        pods = self.pods if namespace is None else self._by_namespace.get(namespace, [])
+        return [p for p in pods if labels_match(selector, p.labels)]
 
     def pods_of(self, host: Host) -> list[Pod] | None:
         """The pods behind a host, or None when that cannot be known (no selector: endpoints are

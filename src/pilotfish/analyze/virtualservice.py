@@ -214,17 +214,21 @@ DESTINATION_HOST = Analyzer(
 
 
 def _destination_rule_subsets(ctx: AnalysisContext) -> Iterator[Diagnostic]:
-    rules = [(dr, _dr_host(ctx, dr), _subset_names(dr)) for dr in ctx.of_kind("DestinationRule")]
+    by_host: dict[str, list[tuple[Resource, list[str]]]] = {}
+    for dr in ctx.of_kind("DestinationRule"):
+        by_host.setdefault(_dr_host(ctx, dr), []).append((dr, _subset_names(dr)))
+    wildcards = [host for host in by_host if hosts.is_wildcard(host)]
     for vs in ctx.of_kind("VirtualService"):
         for dest in route_destinations(vs) + mirror_destinations(vs):
             if not dest.subset:
                 continue
             fqdn = ctx.inventory.fqdn(dest.host, vs.namespace)
+            covering = [fqdn, *(w for w in wildcards if w != fqdn and hosts.covers(w, fqdn))]
             candidates = [
                 (dr, names)
-                for dr, host, names in rules
-                if hosts.covers(host, fqdn)
-                and visible(strings(dr.spec.get("exportTo")), dr.namespace, vs.namespace)
+                for host in covering
+                for dr, names in by_host.get(host, [])
+                if visible(strings(dr.spec.get("exportTo")), dr.namespace, vs.namespace)
             ]
             if any(dest.subset in names for _, names in candidates):
                 continue

@@ -524,6 +524,38 @@ spec:
 """,
     ),
     Case(
+        "static-serviceentry-without-endpoints",
+        "resolution STATIC without endpoints: nothing to send the traffic to",
+        """
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: legacy, namespace: default}
+spec:  #! IST0106 ServiceEntry default/legacy
+  hosts: [legacy.example.com]
+  ports:
+  - {number: 80, name: http, protocol: HTTP}
+  resolution: STATIC
+""",
+    ),
+    Case(
+        "deployment-selector-not-matching-template",
+        "a Deployment whose selector does not match its pod template's labels",
+        """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: details-v1, namespace: default}
+spec:  #! IST0106 Deployment default/details-v1
+  selector:
+    matchLabels: {app: details, version: v1}
+  template:
+    metadata:
+      labels: {app: detail, version: v1}
+    spec:
+      containers:
+      - {name: details, image: details}
+""",
+    ),
+    Case(
         "yaml-syntax-error",
         "broken indentation: nothing of the file is used",
         """
@@ -567,3 +599,28 @@ def test_crafted(case: Case) -> None:
     assert actual == expected(case), "\n".join(str(d) for d in found)
     for diagnostic in found:
         assert "Fix:" in diagnostic.message or diagnostic.code == "PF0001", diagnostic
+
+
+def test_every_analyzer_is_exercised() -> None:
+    """Each analyzer (except the per-kind schema ones of rarely used kinds) reports something on the
+    crafted cases or Istio's analyzer inputs, so none is dead code."""
+    from pilotfish.analyze.analyzers import ALL
+    from tests.paths import CONFORMANCE
+
+    inputs = [[(str(BASE), BASE.read_text()), (FILE, case.text)] for case in CASES]
+    testdata = CONFORMANCE / "istio-analyze" / "testdata"
+    defaults = CONFORMANCE / "istio-analyze" / "default-resources.yaml"
+    inputs += [
+        [(str(p), p.read_text()), (str(defaults), defaults.read_text())]
+        for p in sorted(testdata.glob("*.yaml"))
+        if "mesh-cfg" not in p.name
+    ]
+    reporting: set[str] = set()
+    for texts in inputs:
+        context = context_from_texts(texts)
+        reporting |= {a.name for a in ALL if a.name not in reporting and run(context, [a])}
+    idle = {a.name for a in ALL} - reporting
+    rarely_used = {
+        f"schema.ValidationAnalyzer.{k}" for k in ("Namespace", "Endpoints", "ServiceAccount", "ConfigMap")
+    }
+    assert idle <= rarely_used | {"schema.ValidationAnalyzer.MeshConfig"}, idle
