@@ -94,9 +94,12 @@ def context_from_texts(
     texts: Sequence[tuple[str, str]],
     mesh_config_text: tuple[str, str] | None = None,
     now: datetime | None = None,
+    read_problems: Iterable[Diagnostic] = (),
 ) -> AnalysisContext:
-    """Parse `(file name, text)` manifests (and an optional mesh config file) into a context."""
+    """Parse `(file name, text)` manifests (and an optional mesh config file) into a context.
+    `read_problems` are the reader's (files that could not be read), reported with the rest."""
     documents, problems = parse_documents(texts)
+    problems[:0] = read_problems
     mesh_config = None
     if mesh_config_text is not None:
         mesh_config, more = parse_mesh_config_text(*mesh_config_text)

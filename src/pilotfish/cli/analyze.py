@@ -67,16 +67,7 @@ def _context_from_files(paths: Sequence[Path], mesh_config: Path | None) -> Anal
         mesh_texts, more = read_manifests([mesh_config])
         problems.extend(more)
         mesh_text = mesh_texts[0] if mesh_texts else None
-    context = context_from_texts(texts, mesh_text)
-    if not problems:
-        return context
-    return AnalysisContext(
-        resources=context.resources,
-        input_diagnostics=(*problems, *context.input_diagnostics),
-        mesh_config=context.mesh_config,
-        mesh=context.mesh,
-        now=context.now,
-    )
+    return context_from_texts(texts, mesh_text, read_problems=problems)
 
 
 def _print_analyzers() -> None:
