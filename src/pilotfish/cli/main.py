@@ -15,6 +15,7 @@ import pilotfish
 # (command name, "module:attribute") - imported lazily so `pilotfish iptables` does not pay for grpc.
 COMMANDS: list[tuple[str, str]] = [
     ("iptables", "pilotfish.cli.iptables:iptables"),
+    ("trace", "pilotfish.cli.trace:trace"),
 ]
 
 
