@@ -37,6 +37,15 @@ spec:
     mode: REGISTRY_ONLY
 """
 
+MODERN = """
+apiVersion: pilotfish.io/v1alpha1
+kind: MeshConfig
+metadata:
+  name: mesh
+spec:
+  profile: modern
+"""
+
 REVIEWS_V4 = """
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -258,6 +267,7 @@ SCENARIOS: dict[str, Scenario] = {
     "details-routes": Scenario(BOOKINFO, (DETAILS_ROUTES,)),
     "capture": Scenario((*BOOKINFO, DR_ALL), (CAPTURE_EXCEPTIONS,)),
     "hosted-gateway": Scenario(BOOKINFO, (HOSTED_GATEWAY,)),
+    "modern-test-v2": Scenario((*BOOKINFO, DR_ALL, _net("virtual-service-reviews-test-v2")), (MODERN,)),
     "registry-only": Scenario(BOOKINFO, (REGISTRY_ONLY,)),
     "registry-only-googleapis": Scenario((*BOOKINFO, _net("egress-rule-google-apis")), (REGISTRY_ONLY,)),
     "registry-only-github": Scenario(
@@ -437,6 +447,13 @@ CASES: tuple[Case, ...] = (
          "BlackHoleCluster", "UH", end="closed"),
     Case("registry-only-se-cidr-tcp", "registry-only-github", SLEEP, "tcp://13.229.188.59:22",
          _out(22, "dummy.github.com"), end="left-mesh", reached="13.229.188.59:22"),
+    # --- the modern profile (domains without ports, named chains) -----------------------------------------
+    Case("modern-jason", "modern-test-v2", PP, "http://reviews:9080/reviews/0", _out(9080, "reviews", "v2"),
+         headers=("end-user: jason",), reached="reviews-v2-"),
+    Case("modern-ingress", "modern-test-v2", "ingress", "http://127.0.0.1:18080/productpage",
+         _out(9080, "productpage"), reached="productpage-v1-"),
+    Case("modern-unknown-host", "modern-test-v2", SLEEP, "http://example.com/", "PassthroughCluster",
+         end="left-mesh", reached="198.51.100.1:80"),
     # --- TCP ---------------------------------------------------------------------------------------------
     Case("tcp-echo", "tcp-echo", SLEEP, "tcp://tcp-echo:9000", _out(9000, "tcp-echo"),
          reached="tcp-echo-v"),

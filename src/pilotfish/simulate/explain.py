@@ -64,6 +64,12 @@ class RuleRef:
         where = f"http[{self.rule}]" + ("" if self.match is None else f".match[{self.match}]")
         return f"VirtualService {self.vs.namespace}/{self.vs.name} {where} ({self.vs.origin_of(self.path)})"
 
+    def destination_text(self, cluster: str, domain_suffix: str) -> str:
+        """`the destination of VirtualService default/reviews http[0] (x.yaml:10)`."""
+        where = self.destination_origin(cluster, domain_suffix)
+        vs = f"{self.vs.namespace}/{self.vs.name}"
+        return f"the destination of VirtualService {vs} http[{self.rule}] ({where})"
+
     def destination_origin(self, cluster: str, domain_suffix: str) -> str:
         """`file:line` of the destination in this rule that names `cluster`."""
         key = names.ClusterKey.parse(cluster)
@@ -110,7 +116,11 @@ def _labels_text(labels: Mapping[str, str]) -> str:
 
 def missing_cluster_fix(mesh: Mesh, proxy: Proxy, cluster: str, route: RuleRef | None) -> str:
     """Why cluster `cluster` does not exist on this proxy, and what would make it exist."""
-    source = f"the destination in {route.text()}" if route is not None else "the route's destination"
+    source = (
+        route.destination_text(cluster, mesh.domain_suffix)
+        if route is not None
+        else "the route's destination"
+    )
     key = names.ClusterKey.parse(cluster)
     if key is None:
         return f"cluster {cluster} is not generated for this proxy; change {source}"
@@ -201,6 +211,16 @@ def _subset_labels(rule: ConfigObject | None, subset: str) -> Mapping[str, str] 
     return next((s.labels for s in spec.subsets if s.name == subset), None)
 
 
+def blackhole_fix(mesh: Mesh, proxy: Proxy, host: str, port: int) -> str:
+    """Traffic sent to BlackHoleCluster on purpose: REGISTRY_ONLY, or the pod calling its own IP."""
+    if scope_for(mesh, proxy).registry_only:
+        return registry_only_fix(mesh, proxy, host, port)
+    return (
+        f"{host}:{port} is dropped on purpose (BlackHoleCluster): e.g. a pod calling its own IP through "
+        "the outbound listener; call the Service name instead"
+    )
+
+
 def registry_only_fix(mesh: Mesh, proxy: Proxy, host: str, port: int) -> str:
     """REGISTRY_ONLY blocked a host: where the policy is set and the ServiceEntry that would allow it."""
     scope = scope_for(mesh, proxy)
@@ -216,6 +236,8 @@ def registry_only_fix(mesh: Mesh, proxy: Proxy, host: str, port: int) -> str:
 
 
 def no_virtual_host_fix(route_config: str, host: str, gateway: bool) -> str:
+    name, colon, port = host.rpartition(":")
+    host = name if colon and port.isdigit() and not host.endswith("]") else host
     if gateway:
         return (
             f"no VirtualService bound to this gateway (route {route_config}) has a host matching {host}: "

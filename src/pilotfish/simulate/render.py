@@ -45,7 +45,8 @@ def outcome_lines(trace: Trace) -> list[str]:
     verdict = "OK" if outcome.ok else "FAILS"
     head = f"{verdict}: {outcome.summary}"
     if outcome.end is not End.DELIVERED and outcome.status_code is not None:
-        head = f"{verdict}: {outcome.status_code} {outcome.response_flags} — {outcome.summary}"
+        flags = f" {outcome.response_flags}" if outcome.response_flags != "-" else ""
+        head = f"{verdict}: {outcome.status_code}{flags} — {outcome.summary}"
     lines = [head]
     failed = trace.failed_hop
     if failed is not None:

@@ -858,7 +858,12 @@ class _Walk:
                 Status.FAIL,
             )
             self._log(at, name, "UH", code)
-            fix = explain.no_endpoints_fix(self.mesh, self._proxy(at.pod), name)
+            if name == names.BLACKHOLE_CLUSTER:
+                fix = explain.blackhole_fix(
+                    self.mesh, self._proxy(at.pod), self.request.host, self.request.port
+                )
+            else:
+                fix = explain.no_endpoints_fix(self.mesh, self._proxy(at.pod), name)
             end = End.LOCAL_REPLY if http else End.CLOSED
             return self._fail(end, f"no healthy upstream host in {name}", fix, code, "UH")
         address, port, _health = healthy[0]
