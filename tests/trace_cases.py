@@ -148,6 +148,53 @@ spec:
           number: 9080
 """
 
+TLS_GATEWAY = """
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: secure
+  namespace: default
+spec:
+  selector:
+    istio: ingressgateway
+  servers:
+  - port:
+      number: 443
+      name: https
+      protocol: HTTPS
+    hosts:
+    - bookinfo.example.com
+    tls:
+      mode: SIMPLE
+      serverCertificate: /etc/istio/ingressgateway-certs/tls.crt
+      privateKey: /etc/istio/ingressgateway-certs/tls.key
+  - port:
+      number: 80
+      name: http
+      protocol: HTTP
+    hosts:
+    - bookinfo.example.com
+    tls:
+      httpsRedirect: true
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: secure
+  namespace: default
+spec:
+  hosts:
+  - bookinfo.example.com
+  gateways:
+  - secure
+  http:
+  - route:
+    - destination:
+        host: productpage
+        port:
+          number: 9080
+"""
+
 CAPTURE_EXCEPTIONS = """
 apiVersion: apps/v1
 kind: Deployment
@@ -267,6 +314,7 @@ SCENARIOS: dict[str, Scenario] = {
     "details-routes": Scenario(BOOKINFO, (DETAILS_ROUTES,)),
     "capture": Scenario((*BOOKINFO, DR_ALL), (CAPTURE_EXCEPTIONS,)),
     "hosted-gateway": Scenario(BOOKINFO, (HOSTED_GATEWAY,)),
+    "tls-gateway": Scenario(BOOKINFO, (TLS_GATEWAY,)),
     "modern-test-v2": Scenario((*BOOKINFO, DR_ALL, _net("virtual-service-reviews-test-v2")), (MODERN,)),
     "registry-only": Scenario(BOOKINFO, (REGISTRY_ONLY,)),
     "registry-only-googleapis": Scenario((*BOOKINFO, _net("egress-rule-google-apis")), (REGISTRY_ONLY,)),
@@ -421,6 +469,12 @@ CASES: tuple[Case, ...] = (
          _out(9080, "reviews"), reached="reviews-v"),
     Case("hosted-gateway-wrong-host", "hosted-gateway", "ingress", "http://other.example.com:8081/",
          "-", "NR", 404, "local-reply"),
+    Case("tls-gateway-https", "tls-gateway", "ingress", "https://bookinfo.example.com/productpage",
+         _out(9080, "productpage"), reached="productpage-v1-"),
+    Case("tls-gateway-https-redirect", "tls-gateway", "ingress", "http://bookinfo.example.com/productpage",
+         "-", code=301, end="local-reply"),
+    Case("tls-gateway-plaintext-on-443", "tls-gateway", "ingress", "http://bookinfo.example.com:443/",
+         "-", "NR", end="closed"),
     Case("gateway-no-listener", "bookinfo", "ingress", "http://127.0.0.1:9999/", None, end="closed",
          gateway_port=9999),
     # --- capture exceptions ------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ _TITLES = {
     Component.GATEWAY: "Envoy gateway",
     Component.IPTABLES: "iptables",
     Component.APP: "app",
-    Component.HOST: "host",
+    Component.HOST: "client",
     Component.NETWORK: "network",
 }
 _STEP_LABELS = {
@@ -157,7 +157,7 @@ def render_dot(trace: Trace) -> str:
     for box in boxes:
         pods.setdefault(box.pod, []).append(box)
     for index, (pod, members) in enumerate(pods.items()):
-        label = "host" if pod == "host" else f"pod {pod}"
+        label = "the host (outside the mesh)" if pod == "host" else f"pod {pod}"
         lines.append(f"  subgraph cluster_{index} {{")
         lines.append(f'    label={_quote(label)}; style="rounded"; color="#95a5a6"; fontsize=11;')
         lines.extend("  " + _node(box) for box in members)
@@ -177,7 +177,8 @@ def _outcome_node(trace: Trace, last: str) -> str:
         color, fill = _RED, _RED_FILL
     head = outcome.summary
     if outcome.status_code is not None:
-        head = f"{outcome.status_code} {outcome.response_flags}: {head}"
+        flags = f" {outcome.response_flags}" if outcome.response_flags != "-" else ""
+        head = f"{outcome.status_code}{flags}: {head}"
     rows = [f'<TR><TD ALIGN="LEFT"><B>{escape(head)}</B></TD></TR>']
     if outcome.fix:
         text = '<BR ALIGN="LEFT"/>'.join(escape(line) for line in _wrap("fix: " + outcome.fix))

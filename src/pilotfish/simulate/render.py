@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from pilotfish.simulate.request import Protocol
 from pilotfish.simulate.result import End, Hop, Status, Trace
 
 _MARK = {Status.OK: " ", Status.FAIL: "✗", Status.NOTE: "!"}
@@ -21,7 +22,10 @@ def hop_line(number: int, hop: Hop) -> str:
 def render_text(trace: Trace, source: str = "") -> str:
     request = trace.request
     extra = "".join(f", {k}: {v}" for k, v in request.headers)
-    lines = [f"{trace.title} (Host: {request.authority}{extra})"]
+    if request.protocol is Protocol.TCP:
+        lines = [trace.title]
+    else:
+        lines = [f"{trace.title} (Host: {request.authority}{extra})"]
     if source:
         lines.append(f"({source})")
     current = None
@@ -54,7 +58,10 @@ def outcome_lines(trace: Trace) -> list[str]:
     if outcome.fix:
         lines.append(f"fix: {outcome.fix}")
     for log in outcome.logs:
-        code = log.response_code if log.response_code is not None else "(upstream's)"
+        if log.response_code is not None:
+            code: object = log.response_code
+        else:
+            code = "from upstream" if log.upstream_cluster != "-" else "-"
         lines.append(
             f"access log {log.pod} {log.direction} {log.listener}: code {code} flags "
             f"{log.response_flags} upstream_cluster {log.upstream_cluster}"

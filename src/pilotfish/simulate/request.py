@@ -87,7 +87,14 @@ class Request:
 
     @property
     def url(self) -> str:
-        return f"{self.protocol.value}://{self.host}:{self.port}{self.path_and_query}"
+        port = "" if DEFAULT_PORTS.get(self.protocol) == self.port else f":{self.port}"
+        path = "" if self.protocol is Protocol.TCP else self.path_and_query
+        return f"{self.protocol.value}://{self.host}{port}{path}"
+
+    @property
+    def line(self) -> str:
+        """`GET http://reviews:9080/reviews/0`, or `TCP tcp://tcp-echo:9000` for a plain connection."""
+        return f"TCP {self.url}" if self.protocol is Protocol.TCP else f"{self.method} {self.url}"
 
     def header(self, name: str) -> str | None:
         """A request header by case-insensitive name; several values are joined with `,` as Envoy does."""

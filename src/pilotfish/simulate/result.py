@@ -194,8 +194,8 @@ class Trace:
         """`GET http://reviews:9080/ from <pod>` or `... via the ingress gateway <pod>`."""
         request = self.request
         if isinstance(request.source, IngressSource):
-            return f"{request.method} {request.url} via the ingress gateway {request.source.label}"
-        return f"{request.method} {request.url} from {request.source.label}"
+            return f"{request.line} via the ingress gateway {request.source.label}"
+        return f"{request.line} from {request.source.label}"
 
     @property
     def failed_hop(self) -> Hop | None:

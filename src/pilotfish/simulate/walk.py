@@ -143,14 +143,7 @@ class _Walk:
         pod = self.mesh.workload(source.pod, source.namespace)
         assert pod is not None, f"unknown source pod {source.label}"
         request = self.request
-        shown = " ".join(f"-H '{k}: {v}'" for k, v in request.headers)
-        self._hop(
-            Step.CLIENT,
-            pod,
-            Component.APP,
-            f"{request.method} {request.url}",
-            f"Host: {request.authority}" + (f" {shown}" if shown else ""),
-        )
+        self._hop(Step.CLIENT, pod, Component.APP, request.line, self._client_detail())
         resolved = lookup.resolve(self.mesh, request.host, pod.namespace)
         self._hop(
             Step.DNS,
@@ -170,14 +163,7 @@ class _Walk:
         gateway = self.mesh.workload(source.pod, source.namespace)
         assert gateway is not None, f"unknown gateway pod {source.label}"
         request = self.request
-        shown = " ".join(f"-H '{k}: {v}'" for k, v in request.headers)
-        self._hop(
-            Step.CLIENT,
-            "host",
-            Component.HOST,
-            f"{request.method} {request.url}",
-            f"Host: {request.authority}" + (f" {shown}" if shown else ""),
-        )
+        self._hop(Step.CLIENT, "host", Component.HOST, request.line, self._client_detail())
         forwarded = f"127.0.0.1:{source.host_port} is forwarded to" if source.host_port else "connects to"
         self._hop(
             Step.CONNECT,
@@ -189,6 +175,13 @@ class _Walk:
         )
         conn = self._client_conn(gateway.ip, gateway.ip, source.port)
         return self._envoy(gateway, conn, gateway.ip, source.port, redirected=False)
+
+    def _client_detail(self) -> str:
+        request = self.request
+        if request.protocol is Protocol.TCP:
+            return "a plain TCP connection (no HTTP)"
+        shown = "".join(f" -H '{k}: {v}'" for k, v in request.headers)
+        return f"Host: {request.authority}{shown}"
 
     def _client_conn(self, src: str, dst: str, port: int) -> _Conn:
         if self.request.protocol is Protocol.HTTPS:
@@ -444,7 +437,7 @@ class _Walk:
             return self._fail(
                 End.CLOSED,
                 f"{at.listener} has no filter chain for {dst_ip}:{dst_port}; Envoy closes the connection",
-                f"the config of listener {at.listener} does not cover {dst_ip}:{dst_port}",
+                self._no_chain_fix(at, listener, detected),
                 flags="NR",
             )
         chain = choice.chain
@@ -460,12 +453,19 @@ class _Walk:
             brief=f"match {envoy.describe_chain_match(chain)}",
         )
         kind, config = envoy.network_filter(chain)
+        if chain.HasField("transport_socket"):
+            decrypted = self._terminate_tls(at, chain, conn)
+            if decrypted is None:
+                return self._fail(
+                    End.CLOSED,
+                    f"{at.listener} expects TLS; the plaintext connection fails the handshake",
+                    "connect with https:// (the Gateway server terminates TLS)",
+                )
+            conn = decrypted
         if kind == "tcp":
             return self._tcp_proxy(at, config, conn)
         if kind == "hcm":
-            if self.request.protocol is not Protocol.HTTP or (
-                conn.tls and not chain.HasField("transport_socket")
-            ):
+            if self.request.protocol is Protocol.TCP or conn.tls:
                 return self._protocol_error(at)
             return self._http(at, config, conn)
         self._hop(
@@ -477,6 +477,43 @@ class _Walk:
             Status.FAIL,
         )
         return self._fail(End.CLOSED, f"filter {kind or '(none)'} is not simulated", "")
+
+    def _terminate_tls(self, at: _Envoy, chain: Any, conn: _Conn) -> _Conn | None:
+        """A chain with a transport socket terminates TLS: HTTP (or TCP) continues in the clear."""
+        if not conn.tls:
+            self._hop(
+                Step.NETWORK_FILTER,
+                at.pod,
+                at.component,
+                "TLS handshake",
+                "the chain terminates TLS but the client speaks plaintext",
+                Status.FAIL,
+            )
+            self._log(at, "", "-", None)
+            return None
+        self._hop(
+            Step.NETWORK_FILTER,
+            at.pod,
+            at.component,
+            "TLS termination",
+            f"server name {conn.sni or '(none)'}: Envoy decrypts; what follows is plaintext",
+        )
+        return dataclasses.replace(conn, tls=False, sni="", alpn=())
+
+    @staticmethod
+    def _no_chain_fix(at: _Envoy, listener: Any, seen: envoy.Connection) -> str:
+        matches = ", ".join(envoy.describe_chain_match(c) for c in listener.filter_chains) or "none"
+        what = f"{seen.dst_ip}:{seen.dst_port}, server name {seen.sni or '(none)'}, {seen.transport}"
+        hint = (
+            " (a TLS port: connect with https://)"
+            if any(
+                c.filter_chain_match.server_names or c.filter_chain_match.transport_protocol == "tls"
+                for c in listener.filter_chains
+            )
+            and seen.transport != "tls"
+            else ""
+        )
+        return f"listener {at.listener} has chains for {matches}; none takes {what}{hint}"
 
     def _protocol_error(self, at: _Envoy) -> Outcome:
         what = "TLS" if self.request.protocol is Protocol.HTTPS else "non-HTTP bytes"
@@ -560,7 +597,7 @@ class _Walk:
             path,
             self.request.query,
             self.authority,
-            "https" if conn.tls else "http",
+            "https" if self.request.protocol is Protocol.HTTPS else "http",
             self.request.headers,
         )
         return self._virtual_host(at, manager, config, request, conn)
@@ -592,10 +629,15 @@ class _Walk:
             f"{found.domain!r}",
             brief=f"domain {found.domain!r} ({found.kind})",
         )
-        if vhost.require_tls == route_components_pb2.VirtualHost.ALL and not conn.tls:
+        if (
+            vhost.require_tls == route_components_pb2.VirtualHost.ALL
+            and self.request.protocol is not Protocol.HTTPS
+        ):
             self._log(at, "", "-", 301)
             return Outcome(
-                End.LOCAL_REPLY, f"{vhost.name} requires TLS: 301 to https://{self.authority}", 301
+                End.LOCAL_REPLY,
+                f"{vhost.name} requires TLS: 301 to https://{self.authority}{self.request.path_and_query}",
+                301,
             )
         choice = envoy.find_route(vhost, request)
         if choice.route is None:
