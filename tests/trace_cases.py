@@ -363,8 +363,10 @@ class Case:
     """A pod (`deploy/<name>`) or `ingress`."""
     url: str
     cluster: str | None
-    """`%UPSTREAM_CLUSTER%` of the first Envoy ("-": none chosen); None when no Envoy logs."""
+    """`%UPSTREAM_CLUSTER%` of the first Envoy ("-": none chosen); None when no Envoy logs (no
+    listener, no filter chain: Istio configures no listener-level access log)."""
     flags: str = "-"
+    """`%RESPONSE_FLAGS%` of the first Envoy, or of the outcome when no Envoy logs."""
     code: int | None = None
     """The status code an Envoy answers by itself (None: the application answers)."""
     end: str = "delivered"
@@ -474,7 +476,7 @@ CASES: tuple[Case, ...] = (
     Case("tls-gateway-https-redirect", "tls-gateway", "ingress", "http://bookinfo.example.com/productpage",
          "-", code=301, end="local-reply"),
     Case("tls-gateway-plaintext-on-443", "tls-gateway", "ingress", "http://bookinfo.example.com:443/",
-         "-", "NR", end="closed"),
+         None, "NR", end="closed"),
     Case("gateway-no-listener", "bookinfo", "ingress", "http://127.0.0.1:9999/", None, end="closed",
          gateway_port=9999),
     # --- capture exceptions ------------------------------------------------------------------------------

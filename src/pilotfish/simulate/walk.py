@@ -433,7 +433,6 @@ class _Walk:
                 detail,
                 Status.FAIL,
             )
-            self._log(at, "", "NR", None)
             return self._fail(
                 End.CLOSED,
                 f"{at.listener} has no filter chain for {dst_ip}:{dst_port}; Envoy closes the connection",
@@ -489,7 +488,6 @@ class _Walk:
                 "the chain terminates TLS but the client speaks plaintext",
                 Status.FAIL,
             )
-            self._log(at, "", "-", None)
             return None
         self._hop(
             Step.NETWORK_FILTER,

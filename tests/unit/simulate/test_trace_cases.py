@@ -39,6 +39,7 @@ def test_case(case: Case) -> None:
     first = outcome.first_log
     if case.cluster is None:
         assert first is None, first
+        assert outcome.response_flags == case.flags, summary
     else:
         assert first is not None, summary
         assert (first.upstream_cluster, first.response_flags, first.response_code) == (
