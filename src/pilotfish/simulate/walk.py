@@ -143,7 +143,9 @@ class _Walk:
         pod = self.mesh.workload(source.pod, source.namespace)
         assert pod is not None, f"unknown source pod {source.label}"
         request = self.request
-        self._hop(Step.CLIENT, pod, Component.APP, request.line, self._client_detail())
+        self._hop(
+            Step.CLIENT, pod, Component.APP, request.line, self._client_detail(), brief=self._headers_brief()
+        )
         resolved = lookup.resolve(self.mesh, request.host, pod.namespace)
         self._hop(
             Step.DNS,
@@ -163,7 +165,14 @@ class _Walk:
         gateway = self.mesh.workload(source.pod, source.namespace)
         assert gateway is not None, f"unknown gateway pod {source.label}"
         request = self.request
-        self._hop(Step.CLIENT, "host", Component.HOST, request.line, self._client_detail())
+        self._hop(
+            Step.CLIENT,
+            "host",
+            Component.HOST,
+            request.line,
+            self._client_detail(),
+            brief=self._headers_brief(),
+        )
         forwarded = f"127.0.0.1:{source.host_port} is forwarded to" if source.host_port else "connects to"
         self._hop(
             Step.CONNECT,
@@ -175,6 +184,9 @@ class _Walk:
         )
         conn = self._client_conn(gateway.ip, gateway.ip, source.port)
         return self._envoy(gateway, conn, gateway.ip, source.port, redirected=False)
+
+    def _headers_brief(self) -> str:
+        return ", ".join(f"{k}: {v}" for k, v in self.request.headers)
 
     def _client_detail(self) -> str:
         request = self.request
