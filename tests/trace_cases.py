@@ -288,6 +288,46 @@ spec:
 """
 
 
+SIDECAR_AND_LEGACY = """
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata:
+  name: default
+  namespace: default
+spec:
+  outboundTrafficPolicy:
+    mode: REGISTRY_ONLY
+  egress:
+  - hosts:
+    - "./*"
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: legacy
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: legacy-client
+  namespace: legacy
+spec:
+  selector:
+    matchLabels:
+      app: legacy-client
+  template:
+    metadata:
+      labels:
+        app: legacy-client
+      annotations:
+        sidecar.istio.io/inject: "false"
+    spec:
+      containers:
+      - name: client
+        image: docker.io/curlimages/curl:8.16.0
+"""
+
+
 @dataclass(frozen=True)
 class Scenario:
     files: tuple[str, ...]
@@ -317,6 +357,7 @@ SCENARIOS: dict[str, Scenario] = {
     "tls-gateway": Scenario(BOOKINFO, (TLS_GATEWAY,)),
     "modern-test-v2": Scenario((*BOOKINFO, DR_ALL, _net("virtual-service-reviews-test-v2")), (MODERN,)),
     "registry-only": Scenario(BOOKINFO, (REGISTRY_ONLY,)),
+    "sidecar-and-legacy": Scenario(BOOKINFO, (SIDECAR_AND_LEGACY,)),
     "registry-only-googleapis": Scenario((*BOOKINFO, _net("egress-rule-google-apis")), (REGISTRY_ONLY,)),
     "registry-only-github": Scenario(
         (*BOOKINFO, "tests/data/conformance/istio-samples/external/github.yaml"), (REGISTRY_ONLY,)
@@ -486,6 +527,10 @@ CASES: tuple[Case, ...] = (
          reached="ratings-v2-"),
     Case("unknown-port-passthrough", "bookinfo", PP, "http://{pod:reviews-v2}:8000/", "PassthroughCluster",
          reached="reviews-v2-"),
+    Case("no-sidecar-to-pod-ip", "sidecar-and-legacy", "deploy/legacy-client", "http://{pod:reviews-v3}:9080/",
+         "inbound|9080|http|reviews.default.svc.cluster.local", reached="reviews-v3-"),
+    Case("no-sidecar-to-cluster-ip", "sidecar-and-legacy", "deploy/legacy-client",
+         "http://reviews.default:9080/", None, end="bypass"),
     # --- leaving the mesh: ALLOW_ANY, REGISTRY_ONLY, ServiceEntry --------------------------------------
     Case("allow-any-http", "bookinfo", SLEEP, "http://example.com/", "PassthroughCluster", end="left-mesh",
          reached="198.51.100.1:80"),
@@ -495,6 +540,8 @@ CASES: tuple[Case, ...] = (
          end="local-reply"),
     Case("registry-only-other-port", "registry-only", SLEEP, "https://example.com:8443/", "BlackHoleCluster",
          "UH", end="closed"),
+    Case("sidecar-registry-only", "sidecar-and-legacy", SLEEP, "http://example.com/", "-", code=502,
+         end="local-reply"),
     Case("registry-only-se-http", "registry-only-googleapis", SLEEP, "http://www.googleapis.com/books",
          _out(443, "www.googleapis.com"), end="left-mesh", reached="www.googleapis.com:443"),
     Case("registry-only-se-https-sni", "registry-only-github", SLEEP, "https://github.com/",

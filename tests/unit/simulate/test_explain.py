@@ -48,6 +48,8 @@ NET = "tests/data/conformance/istio-samples/bookinfo/networking"
             ],
         ),
         ("registry-only-other-port", ["add a ServiceEntry for example.com with port 8443"]),
+        ("sidecar-registry-only", ["the outboundTrafficPolicy of Sidecar default/default (inline/"]),
+        ("no-sidecar-to-cluster-ip", ["has no sidecar: enable injection for it"]),
         (
             "ingress-unknown-path",
             [

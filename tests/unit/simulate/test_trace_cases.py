@@ -17,7 +17,8 @@ def run_case(case: Case) -> Trace:
     mesh = scenario_mesh(case.scenario)
     source = scenario_source(case.scenario)
     url = expand(case.url, mesh)
-    origin = resolve_source(mesh, source, case.source, "default", url, case.gateway_port)
+    namespace = "legacy" if case.source.startswith("deploy/legacy") else "default"
+    origin = resolve_source(mesh, source, case.source, namespace, url, case.gateway_port)
     request = build_request(origin, url, case.method, case.headers)
     return simulate(mesh, source, request, case.pick)
 
