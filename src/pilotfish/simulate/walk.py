@@ -362,42 +362,11 @@ class _Walk:
         listener = envoy.find_listener(listeners, local_ip, local_port, bound_only=True)
         if listener is None:
             return self._no_listener(at, local_port)
-        address, port = envoy.address_of(listener)
         handed = envoy.uses_original_dst(listener)
         if handed:
-            target = envoy.find_listener(listeners, conn.dst_ip, conn.dst_port, bound_only=False)
-            if target is not None and target is not listener:
-                self._hop(
-                    Step.LISTENER,
-                    pod,
-                    at.component,
-                    str(listener.name),
-                    f"{address}:{port}, use_original_dst: the original destination "
-                    f"{conn.dst_ip}:{conn.dst_port} has listener {target.name}",
-                    brief=f"use_original_dst → {target.name}",
-                )
-                listener = target
-                address, port = envoy.address_of(listener)
-                kind = "exact address" if address == conn.dst_ip else "wildcard address"
-                self._hop(
-                    Step.LISTENER,
-                    pod,
-                    at.component,
-                    str(listener.name),
-                    f"{address}:{port} ({kind}, not bound: reached only through use_original_dst)",
-                    brief=f"for {conn.dst_ip}:{conn.dst_port}",
-                )
-            else:
-                self._hop(
-                    Step.LISTENER,
-                    pod,
-                    at.component,
-                    str(listener.name),
-                    f"{address}:{port}, use_original_dst: no listener for {conn.dst_ip}:{conn.dst_port}, "
-                    f"so its own filter chains decide",
-                    brief=f"no listener for {conn.dst_ip}:{conn.dst_port}",
-                )
+            listener = self._hand_off(at, listener, listeners, conn)
         else:
+            address, port = envoy.address_of(listener)
             self._hop(Step.LISTENER, pod, at.component, str(listener.name), f"bound to {address}:{port}")
         original = handed or envoy.restores_original_dst(listener) or not redirected
         dst_ip, dst_port = (conn.dst_ip, conn.dst_port) if original else (local_ip, local_port)
@@ -408,6 +377,47 @@ class _Walk:
         )
         at = dataclasses.replace(at, listener=str(listener.name), direction=direction)
         return self._filter_chain(at, listener, conn, dst_ip, dst_port)
+
+    def _hand_off(self, at: _Envoy, listener: Any, listeners: list[Any], conn: _Conn) -> Any:
+        """`use_original_dst`: the listener of the original destination takes the connection, if any."""
+        address, port = envoy.address_of(listener)
+        original = f"{conn.dst_ip}:{conn.dst_port}"
+        target = envoy.find_listener(listeners, conn.dst_ip, conn.dst_port, bound_only=False)
+        if target is None or target is listener:
+            detail = (
+                f"{address}:{port}, use_original_dst: no listener for {original}, so its own chains decide"
+            )
+            self._hop(
+                Step.LISTENER,
+                at.pod,
+                at.component,
+                str(listener.name),
+                detail,
+                brief=f"no listener for {original}",
+            )
+            return listener
+        detail = f"{address}:{port}, use_original_dst: the original destination {original} has listener "
+        detail += str(target.name)
+        self._hop(
+            Step.LISTENER,
+            at.pod,
+            at.component,
+            str(listener.name),
+            detail,
+            brief=f"use_original_dst → {target.name}",
+        )
+        address, port = envoy.address_of(target)
+        kind = "exact address" if address == conn.dst_ip else "wildcard address"
+        bound = "bound" if envoy.is_bound(target) else "not bound: reached only through use_original_dst"
+        self._hop(
+            Step.LISTENER,
+            at.pod,
+            at.component,
+            str(target.name),
+            f"{address}:{port} ({kind}, {bound})",
+            brief=f"for {original}",
+        )
+        return target
 
     def _no_listener(self, at: _Envoy, port: int) -> Outcome:
         self._hop(
