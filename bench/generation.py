@@ -18,13 +18,14 @@ from what Python and upb can do at all, independently of how fast this machine i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from functools import partial
 
 from bench import meshes
 from bench.figures import Figure, time_ms
 from pilotfish.model.mesh import Mesh
 from pilotfish.model.proxy import Proxy
-from pilotfish.xds.generate import ROUTER_GENERATORS, SIDECAR_GENERATORS, generate
+from pilotfish.xds.generate import generate, generate_type
 from pilotfish.xds.protos import (
     ZERO,
     ads_source,
@@ -36,20 +37,18 @@ from pilotfish.xds.protos import (
     socket_address,
     u32,
 )
-from pilotfish.xds.resources import PUSH_ORDER, ProxyResources, Resource
+from pilotfish.xds.resources import PUSH_ORDER, ProxyResources, ResourceSet, TypeUrl
 
 FIRST_PROXY_TARGET_MS = 50.0
 NTH_PROXY_TARGET_MS = 5.0
 
 
-def ready(resources: ProxyResources | list[Resource]) -> int:
-    """Serialize and hash everything (cached on each Resource); returns the bytes."""
-    total = 0
-    for item in resources:
-        for resource in item if not isinstance(item, Resource) else [item]:
-            total += len(resource.any.value)
-            resource.version  # noqa: B018  (computes and caches the content hash)
-    return total
+def ready(resources: Iterable[ResourceSet]) -> None:
+    """Make a proxy's config ready to push: every resource serialized and hashed, and each set's
+    content version (a SotW response's version) computed. All of it is cached, per resource and
+    per (shared) set, so what is left to do is what this proxy really costs."""
+    for resource_set in resources:
+        resource_set.prepare()
 
 
 def _restore(mesh: Mesh, keys: set[object]) -> Callable[[], None]:
@@ -98,26 +97,25 @@ def _sizes(prefix: str, resources: ProxyResources) -> list[Figure]:
 def _per_type(
     prefix: str, mesh: Mesh, first: Proxy, second: Proxy, warm_keys: set[object], repeat: int, budget_s: float
 ) -> list[Figure]:
-    """ms/op per xDS type, each generator run alone (in push order after the earlier types, as
-    Istio's per-type benchmarks run after the push context is built)."""
-    generators = ROUTER_GENERATORS if first.is_router else SIDECAR_GENERATORS
+    """ms/op per xDS type, each type generated alone after the earlier ones (as Istio's per-type
+    benchmarks run after the push context is built): cold for the first proxy, warm for the Nth."""
     figures = []
-    for mode, proxy in (("cold", first), ("nth", second)):
+    for mode, proxy, reset in (("cold", first, mesh.memo.clear), ("nth", second, _restore(mesh, warm_keys))):
         for position, type_url in enumerate(PUSH_ORDER):
-            earlier = PUSH_ORDER[:position]
-
-            def setup(proxy: Proxy = proxy, earlier: tuple[object, ...] = earlier) -> None:
-                if proxy is first:
-                    mesh.memo.clear()
-                else:
-                    _restore(mesh, warm_keys)()
-                for url in earlier:
-                    generators[url](mesh, proxy)  # type: ignore[index]
-
-            build = generators[type_url]
-            ms = time_ms(lambda build=build, proxy=proxy: ready(build(mesh, proxy)), setup, repeat, budget_s)
+            setup = partial(_before_type, mesh, proxy, reset, PUSH_ORDER[:position])
+            ms = time_ms(partial(_one_type, mesh, proxy, type_url), setup, repeat, budget_s)
             figures.append(Figure(f"{prefix}.{mode}.{type_url.short}.ms_per_op", ms, "ms"))
     return figures
+
+
+def _before_type(mesh: Mesh, proxy: Proxy, reset: Callable[[], None], earlier: tuple[TypeUrl, ...]) -> None:
+    reset()
+    for type_url in earlier:
+        generate_type(mesh, proxy, type_url)
+
+
+def _one_type(mesh: Mesh, proxy: Proxy, type_url: TypeUrl) -> None:
+    ready([generate_type(mesh, proxy, type_url)])
 
 
 # --- the cost floor ------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from pilotfish.model.mesh import Mesh
 from pilotfish.model.proxy import Proxy
-from pilotfish.pipeline import mesh_from_texts, proxy_for_workload
+from pilotfish.pipeline import MeshLoader, proxy_for_workload
 
 BENCH_LABEL = "istio.io/benchmark"
 
@@ -289,7 +289,8 @@ spec:
 
 
 def build(text: str) -> Mesh:
-    mesh, diagnostics = mesh_from_texts([("bench.yaml", text)])
+    """The mesh as the discovery server loads it (`MeshLoader`: parsed, built, frozen for the GC)."""
+    mesh, diagnostics = MeshLoader().from_texts([("bench.yaml", text)])
     if mesh is None:
         raise SystemExit("\n".join(map(str, diagnostics)))
     return mesh

@@ -1,4 +1,5 @@
-"""Pause Python's cyclic garbage collector while a large, acyclic structure is built.
+"""Keep Python's cyclic garbage collector off the mesh: pause it while a snapshot is built, and
+freeze the snapshot once it is built.
 
 Loading a mesh allocates hundreds of thousands of small containers (parsed YAML, validated models,
 the snapshot's indexes) that all stay alive. Each allocation burst triggers collections that walk
@@ -7,6 +8,13 @@ every young container, and the full collections walk everything built so far: me
 Reference counting still frees everything acyclic while the collector is paused; it resumes (and
 catches up on the next allocation threshold) as soon as the outermost pause ends. Pauses nest and
 may overlap between threads: the collector runs again only when no pause is active.
+
+A long-running server then keeps the snapshot for minutes while generating config for every proxy,
+and every full collection walked all of it again (about a third of the time to generate a
+1,000-service sidecar config for the first proxy). `freeze_snapshot` moves everything alive into
+the collector's permanent generation, so collections walk only what was allocated since. A frozen
+object is still freed by reference counting when the last reference goes; only cyclic garbage
+would stay, and a snapshot with its generated config has no cycles (checked in the tests).
 """
 
 from __future__ import annotations
@@ -36,3 +44,10 @@ def gc_paused() -> Iterator[None]:
             _active -= 1
             if _active == 0 and _was_enabled:
                 gc.enable()
+
+
+def freeze_snapshot() -> None:
+    """Collect the young generations (recent cyclic garbage must not be frozen with the snapshot),
+    then freeze everything alive. Called once per loaded snapshot, never per proxy."""
+    gc.collect(1)
+    gc.freeze()

@@ -19,7 +19,7 @@ from pilotfish.agent.options import AgentOptions, parse_address
 from pilotfish.config.diagnostics import Diagnostic, has_errors
 from pilotfish.config.meshconfig import Profile
 from pilotfish.config.parse import ParseCache, parse_manifests
-from pilotfish.gcpause import gc_paused
+from pilotfish.gcpause import freeze_snapshot, gc_paused
 from pilotfish.model.build import build_mesh, update_endpoints
 from pilotfish.model.mesh import Mesh
 from pilotfish.model.names import ENVOY_READINESS_PORT, NodeId
@@ -69,7 +69,8 @@ class MeshLoader:
     server): files are parsed again only when their text changed, and when only pods, Deployments
     or Endpoints changed, the new snapshot is built from the last one (`update_endpoints`) and keeps
     everything generated for it that does not depend on endpoints (`carry_over`), so a rollout
-    costs the changed endpoints, not a whole new mesh and a whole new config for every proxy."""
+    costs the changed endpoints, not a whole new mesh and a whole new config for every proxy. Each
+    new snapshot is frozen for the garbage collector (`gcpause.freeze_snapshot`)."""
 
     def __init__(self) -> None:
         self._parsed = ParseCache()
@@ -102,6 +103,7 @@ class MeshLoader:
         self.incremental = update is not None
         if mesh is not None:
             self._last = mesh
+            freeze_snapshot()
         return mesh, diagnostics + more
 
 

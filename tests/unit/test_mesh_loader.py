@@ -159,6 +159,16 @@ def test_every_memo_entry_is_classified_for_endpoint_updates() -> None:
         assert tags <= known, tags - known
 
 
+def test_a_generated_snapshot_has_no_reference_cycles() -> None:
+    """`freeze_snapshot` relies on it: frozen objects are freed by reference counting only."""
+    gc.collect()
+    with gc_paused():
+        mesh = _from_scratch(_texts())
+        _all_config(mesh)
+        del mesh
+        assert gc.collect() == 0
+
+
 def test_gc_pause_nests_and_restores() -> None:
     assert gc.isenabled()
     with gc_paused():

@@ -1,8 +1,11 @@
 """Per-proxy xDS generation: `generate(mesh, proxy)` -> every resource that proxy should have.
 
-Pure and cached: results live in `mesh.memo` keyed by the frozen `Proxy`, and the resources inside
-are shared between proxies wherever they do not depend on the proxy (clusters, endpoints, most
-routes), so the Nth proxy of a shape costs little and each shared resource is serialized once.
+Pure and cached in `mesh.memo`. Each type's resources come in two parts: a shared part that
+depends only on the proxy's shape (its scope and, where config selects by them, its labels; for
+routers also the labels that pick Gateways), built once per shape as one `ResourceSet` that every
+proxy of the shape gets; and the proxy's own part (inbound clusters, listeners), added on top. So
+the Nth proxy of a shape costs its own few resources, and each shared resource, set version and
+name -> version map is computed once per snapshot.
 
 The generators per resource type are listed once, here (ARCHITECTURE.md principle 5).
 """
@@ -10,41 +13,73 @@ The generators per resource type are listed once, here (ARCHITECTURE.md principl
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from pilotfish.model.build import EndpointUpdate
 from pilotfish.model.mesh import Mesh
 from pilotfish.model.proxy import Proxy
+from pilotfish.model.scope import shape_key
 from pilotfish.xds import clusters, endpoints, gateway, listeners, routes
-from pilotfish.xds.resources import ProxyResources, Resource, ResourceSet, TypeUrl
+from pilotfish.xds.resources import PUSH_ORDER, ProxyResources, Resource, ResourceSet, TypeUrl
 
-Generator = Callable[[Mesh, Proxy], list[Resource]]
-
-
-def _sidecar_clusters(mesh: Mesh, proxy: Proxy) -> list[Resource]:
-    return [
-        *clusters.outbound_clusters(mesh, proxy),
-        *clusters.special_clusters(mesh, proxy),
-        *clusters.inbound_clusters(mesh, proxy),
-    ]
+Build = Callable[[Mesh, Proxy], list[Resource]]
 
 
-def _router_clusters(mesh: Mesh, proxy: Proxy) -> list[Resource]:
+@dataclass(frozen=True, slots=True)
+class Generator:
+    """How one type is generated: `shared` depends only on the proxy's shape, `own` on the proxy."""
+
+    shared: Build | None = None
+    own: Build | None = None
+
+
+def _shared_clusters(mesh: Mesh, proxy: Proxy) -> list[Resource]:
     return [*clusters.outbound_clusters(mesh, proxy), *clusters.special_clusters(mesh, proxy)]
 
 
 SIDECAR_GENERATORS: dict[TypeUrl, Generator] = {
-    TypeUrl.CLUSTER: _sidecar_clusters,
-    TypeUrl.ENDPOINT: endpoints.endpoint_resources,
-    TypeUrl.LISTENER: listeners.sidecar_listeners,
-    TypeUrl.ROUTE: routes.sidecar_routes,
+    TypeUrl.CLUSTER: Generator(shared=_shared_clusters, own=clusters.inbound_clusters),
+    TypeUrl.ENDPOINT: Generator(shared=endpoints.endpoint_resources),
+    TypeUrl.LISTENER: Generator(own=listeners.sidecar_listeners),
+    TypeUrl.ROUTE: Generator(shared=routes.sidecar_routes),
 }
 
 ROUTER_GENERATORS: dict[TypeUrl, Generator] = {
-    TypeUrl.CLUSTER: _router_clusters,
-    TypeUrl.ENDPOINT: endpoints.endpoint_resources,
-    TypeUrl.LISTENER: gateway.router_listeners,
-    TypeUrl.ROUTE: gateway.router_routes,
+    TypeUrl.CLUSTER: Generator(shared=_shared_clusters),
+    TypeUrl.ENDPOINT: Generator(shared=endpoints.endpoint_resources),
+    TypeUrl.LISTENER: Generator(shared=gateway.router_listeners),
+    TypeUrl.ROUTE: Generator(shared=gateway.router_routes),
 }
+
+
+def generate(mesh: Mesh, proxy: Proxy) -> ProxyResources:
+    """Everything for one proxy, in push order. Cached per (snapshot, proxy)."""
+    key = ("proxy", proxy)
+    cached = mesh.memo.get(key)
+    if cached is None:
+        sets = [generate_type(mesh, proxy, type_url) for type_url in PUSH_ORDER]
+        cached = mesh.memo[key] = ProxyResources(*sets)
+    assert isinstance(cached, ProxyResources)
+    return cached
+
+
+def generate_type(mesh: Mesh, proxy: Proxy, type_url: TypeUrl) -> ResourceSet:
+    """One type's resources for one proxy: the shape's shared set, plus the proxy's own."""
+    generator = (ROUTER_GENERATORS if proxy.is_router else SIDECAR_GENERATORS)[type_url]
+    base = None
+    if generator.shared is not None:
+        build = generator.shared
+        key = (f"set-{type_url.short}", proxy.is_router, *_shape(mesh, proxy))
+        base = mesh.cached(key, lambda: ResourceSet.of(type_url, build(mesh, proxy)))
+    if generator.own is None:
+        assert base is not None
+        return base
+    return ResourceSet.of(type_url, generator.own(mesh, proxy), base=base)
+
+
+def _shape(mesh: Mesh, proxy: Proxy) -> tuple[object, ...]:
+    """What shared sets depend on: `shape_key`, and for routers the labels Gateways select on."""
+    return (*shape_key(mesh, proxy), proxy.labels if proxy.is_router else ())
 
 
 ENDPOINT_INDEPENDENT = frozenset(
@@ -67,14 +102,19 @@ ENDPOINT_INDEPENDENT = frozenset(
         "router-rds",
         "gateway-bound-hosts",
         "gateway-vs-index",
+        "set-LDS",
+        "set-RDS",
     }
 )
 """Memo entries (by their first element, see `Mesh.cached`) that depend only on config objects and
 services, so an endpoint update keeps them. `cds`/`eds` entries are kept unless their port's
 endpoints changed. Anything else is rebuilt (forgetting is always safe): the ones below, and any
 entry added later and not listed here."""
-REBUILT_ON_ENDPOINT_CHANGE = frozenset({"proxy", "inbound-index", "cds-outbound", "eds-list"})
-"""Per-proxy results, the inbound index, and the per-shape lists that hold `cds`/`eds` entries."""
+REBUILT_ON_ENDPOINT_CHANGE = frozenset(
+    {"proxy", "inbound-index", "cds-outbound", "eds-list", "set-CDS", "set-EDS"}
+)
+"""Per-proxy results, the inbound index, and the per-shape lists and sets that hold `cds`/`eds`
+entries."""
 
 
 def carry_over(previous: Mesh, update: EndpointUpdate) -> Mesh:
@@ -96,20 +136,3 @@ def _unaffected(key: tuple[object, ...], resource: Resource, update: EndpointUpd
     if (key[1], key[2]) not in update.changed:
         return True
     return key[0] == "cds" and not resource.message.HasField("load_assignment")
-
-
-def generate(mesh: Mesh, proxy: Proxy) -> ProxyResources:
-    """Everything for one proxy, in push order. Cached per (snapshot, proxy)."""
-    key = ("proxy", proxy)
-    cached = mesh.memo.get(key)
-    if cached is None:
-        generators = ROUTER_GENERATORS if proxy.is_router else SIDECAR_GENERATORS
-        sets = {url: ResourceSet.of(url, build(mesh, proxy)) for url, build in generators.items()}
-        cached = mesh.memo[key] = ProxyResources(
-            clusters=sets[TypeUrl.CLUSTER],
-            endpoints=sets[TypeUrl.ENDPOINT],
-            listeners=sets[TypeUrl.LISTENER],
-            routes=sets[TypeUrl.ROUTE],
-        )
-    assert isinstance(cached, ProxyResources)
-    return cached

@@ -18,6 +18,7 @@ import enum
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
@@ -98,19 +99,47 @@ def _type_url(message_type: type[Message]) -> str:
     return url
 
 
+def content_version(resources: Iterable[Resource]) -> str:
+    """A hash of names and content versions, in order: a SotW `version_info` for these resources
+    (equal content, equal version, across proxies, pushes and server restarts)."""
+    digest = hashlib.blake2b(digest_size=8)
+    _hash_into(digest, resources)
+    return digest.hexdigest()
+
+
+def _hash_into(digest: Any, resources: Iterable[Resource]) -> None:
+    """Feeds `<name>\\0<version>\\n` per resource (one update: per-resource calls cost more)."""
+    digest.update("".join(f"{r.name}\0{r.version}\n" for r in resources).encode())
+
+
 @dataclass(frozen=True, slots=True)
 class ResourceSet:
-    """The resources of one type for one proxy, by name, in generation order."""
+    """The resources of one type for one proxy, by name, in generation order.
+
+    Sets are shared: every proxy of one shape gets the same set object for its endpoints and
+    routes, and a set of its own for clusters built on a shared `base` (the outbound clusters) plus
+    its own entries (inbound). So what is derived from a set (its content version, its name ->
+    version map, the serialization of its resources) is computed once per set and cached here.
+    """
 
     type_url: TypeUrl
     by_name: Mapping[str, Resource] = field(default_factory=dict)
+    base: ResourceSet | None = field(default=None, repr=False, compare=False)
+    """The shared set these resources start with (`own` are added after it)."""
+    own: tuple[Resource, ...] = field(default=(), repr=False, compare=False)
+    _derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
-    def of(cls, type_url: TypeUrl, resources: Iterable[Resource]) -> ResourceSet:
-        by_name: dict[str, Resource] = {}
+    def of(
+        cls, type_url: TypeUrl, resources: Iterable[Resource], base: ResourceSet | None = None
+    ) -> ResourceSet:
+        by_name: dict[str, Resource] = dict(base.by_name) if base is not None else {}
+        own = []
         for resource in resources:
-            by_name.setdefault(resource.name, resource)  # first wins, like Istio's de-duplication
-        return cls(type_url, by_name)
+            if resource.name not in by_name:  # first wins, like Istio's de-duplication
+                by_name[resource.name] = resource
+                own.append(resource)
+        return cls(type_url, by_name, base, tuple(own) if base is not None else ())
 
     def __iter__(self) -> Iterator[Resource]:
         return iter(self.by_name.values())
@@ -121,9 +150,42 @@ class ResourceSet:
     def names(self) -> list[str]:
         return list(self.by_name)
 
-    def versions(self) -> dict[str, str]:
-        """name -> content version: what delta xDS compares and what SotW hashes into a type version."""
-        return {name: resource.version for name, resource in self.by_name.items()}
+    def versions(self) -> Mapping[str, str]:
+        """name -> content version: what delta xDS compares (computed once per set; read only)."""
+        versions: dict[str, str] | None = self._derived.get("versions")
+        if versions is None:
+            if self.base is not None:
+                versions = dict(self.base.versions())
+                versions.update((r.name, r.version) for r in self.own)
+            else:
+                versions = {name: resource.version for name, resource in self.by_name.items()}
+            self._derived["versions"] = versions
+        return versions
+
+    def content_version(self) -> str:
+        """`content_version(self)`, computed once per set (and on top of the base's hash state)."""
+        return str(self._digest().hexdigest())
+
+    def _digest(self) -> Any:
+        digest = self._derived.get("digest")
+        if digest is None:
+            if self.base is not None:
+                digest = self.base._digest().copy()
+                _hash_into(digest, self.own)
+            else:
+                digest = hashlib.blake2b(digest_size=8)
+                _hash_into(digest, self.by_name.values())
+            self._derived["digest"] = digest
+        return digest
+
+    def prepare(self) -> None:
+        """Serialize and hash every resource now (what a push needs), once per set."""
+        if "prepared" in self._derived:
+            return
+        self.content_version()
+        for resource in self.own if self.base is not None else self.by_name.values():
+            resource.any  # noqa: B018  (serializes once, cached on the resource)
+        self._derived["prepared"] = True
 
     def subset(self, names: Iterable[str]) -> list[Resource]:
         """The named resources that exist, in request order (RDS/EDS are requested by name)."""
