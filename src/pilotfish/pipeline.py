@@ -100,10 +100,11 @@ class MeshLoader:
                 more = list(previous.diagnostics)
             else:
                 mesh, more = build_mesh(objects, version=version)
+            if mesh is not None:
+                freeze_snapshot()  # while paused: the young objects are walked once, here
         self.incremental = update is not None
         if mesh is not None:
             self._last = mesh
-            freeze_snapshot()
         return mesh, diagnostics + more
 
 

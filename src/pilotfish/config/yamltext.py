@@ -16,7 +16,6 @@ Pure: takes text, returns data and diagnostics.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from functools import lru_cache
 from typing import Any
 
 import yaml
@@ -29,6 +28,7 @@ except AttributeError:  # pragma: no cover - libyaml missing
     _CLoader = yaml.SafeLoader
 
 Path = tuple[str | int, ...]
+_STR_TAG = "tag:yaml.org,2002:str"
 Lines = dict[Path, int]
 
 
@@ -70,34 +70,62 @@ class Document:
         return Origin(self.origin.file, self.line_of(path))
 
 
-@lru_cache(maxsize=16384)
-def _scalar_tag(value: str, plain: bool) -> str:
-    """PyYAML's implicit resolution of a scalar (its `BaseResolver.resolve`, without path
+def _plain_scalar_tag(value: str) -> str:
+    """PyYAML's implicit resolution of a plain scalar (`BaseResolver.resolve` without path
     resolvers, which pilotfish does not use)."""
-    if plain:
-        table = _CLoader.yaml_implicit_resolvers
-        for tag, regexp in table.get(value[:1], []) + table.get(None, []):
-            if regexp.match(value):
-                return str(tag)
-    return str(yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG)
+    table = _CLoader.yaml_implicit_resolvers
+    for tag, regexp in table.get(value[:1], []) + table.get(None, []):
+        if regexp.match(value):
+            return str(tag)
+    return _STR_TAG
+
+
+_PLAIN_TAGS: dict[str, str] = {}
+"""Plain scalar -> its tag (a bounded memo: the answer only depends on the text)."""
+_NEEDS_FLATTEN = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
 
 
 class _Loader(_CLoader):  # type: ignore[misc]
     """The C loader with cheaper scalar resolution: manifests repeat the same short scalars
     (`http`, `8080`, `v1`, ...) thousands of times, and resolving one means trying PyYAML's
-    regular expressions in Python; the answer only depends on the text, so it is cached. Path
-    resolvers are not used, so their per-node hooks are skipped."""
+    regular expressions in Python; the answer only depends on the text, so it is remembered.
+    Quoted scalars are always strings. Path resolvers are not used, so their per-node hooks are
+    skipped. `merges` says whether the document seen so far has `<<` or `=` keys, which are the
+    only reason to flatten mappings."""
+
+    merges = False
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if kind is yaml.ScalarNode and len(value) <= 64:
-            return _scalar_tag(value, implicit[0])
-        return super().resolve(kind, value, implicit)
+        if kind is not yaml.ScalarNode:
+            return super().resolve(kind, value, implicit)
+        if not implicit[0]:
+            return _STR_TAG
+        tag = _PLAIN_TAGS.get(value)
+        if tag is None:
+            tag = _plain_scalar_tag(value)
+            if len(value) <= 64 and len(_PLAIN_TAGS) < 100_000:
+                _PLAIN_TAGS[value] = tag
+        if tag in _NEEDS_FLATTEN:
+            self.merges = True
+        return tag
 
     def descend_resolver(self, current_node: Any, current_index: Any) -> None:
         pass
 
     def ascend_resolver(self) -> None:
         pass
+
+
+_PLAIN_SCALARS = {
+    tag: yaml.constructor.SafeConstructor.yaml_constructors[tag]
+    for tag in (
+        "tag:yaml.org,2002:null",
+        "tag:yaml.org,2002:bool",
+        "tag:yaml.org,2002:int",
+        "tag:yaml.org,2002:float",
+    )
+}
+"""Scalar tags whose SafeConstructor function is a plain function of the node (no state)."""
 
 
 class _Builder:
@@ -109,6 +137,19 @@ class _Builder:
         self.constructor = yaml.constructor.SafeConstructor()
         self.duplicates = False
         self.diagnostics: list[Diagnostic] = []
+        self.merges = True
+        """Whether the document being built may have merge keys (else mappings are not flattened)."""
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        """Strings, numbers, booleans and nulls directly (what `construct_object` would call, minus
+        its bookkeeping, which dominated parsing); anything else through `construct_object`."""
+        tag = node.tag
+        if tag == _STR_TAG and isinstance(node, yaml.ScalarNode):
+            return node.value
+        plain = _PLAIN_SCALARS.get(tag)
+        if plain is not None and isinstance(node, yaml.ScalarNode):
+            return plain(self.constructor, node)
+        return self.constructor.construct_object(node, deep=True)
 
     def build(self, node: yaml.Node) -> Any:
         if isinstance(node, yaml.MappingNode):
@@ -120,7 +161,7 @@ class _Builder:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item) for item in node.value]
-        return self.constructor.construct_object(node, deep=True)
+        return self._scalar(node)
 
     def build_with_lines(self, node: yaml.Node, path: Path, lines: Lines) -> Any:
         lines.setdefault(path, node.start_mark.line + 1)
@@ -139,15 +180,16 @@ class _Builder:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build_with_lines(item, (*path, i), lines) for i, item in enumerate(node.value)]
-        return self.constructor.construct_object(node, deep=True)
+        return self._scalar(node)
 
     def _pairs(self, node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
-        self.constructor.flatten_mapping(node)  # resolves `<<` merge keys
+        if self.merges:
+            self.constructor.flatten_mapping(node)  # resolves `<<` merge keys
         pairs: list[tuple[yaml.Node, yaml.Node]] = node.value
         return pairs
 
     def _key(self, key_node: yaml.Node) -> Any:
-        key = self.constructor.construct_object(key_node, deep=True)
+        key = self._scalar(key_node)
         if not isinstance(key, str | int | bool | float) and key is not None:
             key = str(key)
         return key
@@ -175,9 +217,10 @@ def _build_all(text: str, file: str, with_lines: bool) -> tuple[list[Document], 
     builder = _Builder(file)
     documents: list[Document] = []
     file_lines = None if with_lines else _FileLines(text, file)
-    for node in _compose_all(text):
+    for node, merges in _compose_all(text):
         if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
             continue  # an empty document (only comments, or a trailing ---)
+        builder.merges = merges
         origin = Origin(file, node.start_mark.line + 1)
         if file_lines is None:
             lines: Lines = {}
@@ -210,10 +253,13 @@ class _FileLines:
         return self._by_document[index]
 
 
-def _compose_all(text: str) -> Iterator[yaml.Node | None]:
+def _compose_all(text: str) -> Iterator[tuple[yaml.Node | None, bool]]:
+    """Each document's root node, and whether it has merge keys."""
     loader = _Loader(text)
     try:
         while loader.check_node():
-            yield loader.get_node()
+            loader.merges = False
+            node = loader.get_node()
+            yield node, loader.merges
     finally:
         loader.dispose()
