@@ -21,7 +21,7 @@ TIERS: dict[str, Callable[[bool, str], list[Figure]]] = {
     "memory": memory.run,
     "datapath": datapath.run,
 }
-DEFAULT_JSON = Path("bench-results.json")
+DEFAULT_JSON = Path("bench/results.json")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
