@@ -20,7 +20,7 @@ from pilotfish.config.diagnostics import Diagnostic, has_errors
 from pilotfish.config.meshconfig import Profile
 from pilotfish.config.parse import ParseCache, parse_manifests
 from pilotfish.gcpause import freeze_snapshot, gc_paused
-from pilotfish.model.build import build_mesh, update_endpoints
+from pilotfish.model.build import build_mesh, update_mesh
 from pilotfish.model.mesh import Mesh
 from pilotfish.model.names import ENVOY_READINESS_PORT, NodeId
 from pilotfish.model.proxy import Proxy, freeze_labels
@@ -66,17 +66,19 @@ def mesh_from_texts(texts: Sequence[tuple[str, str]]) -> tuple[Mesh | None, list
 
 class MeshLoader:
     """`load_mesh` for a caller that loads the same manifests again and again (the discovery
-    server): files are parsed again only when their text changed, and when only pods, Deployments
-    or Endpoints changed, the new snapshot is built from the last one (`update_endpoints`) and keeps
-    everything generated for it that does not depend on endpoints (`carry_over`), so a rollout
-    costs the changed endpoints, not a whole new mesh and a whole new config for every proxy. Each
+    server): files are parsed again only when their text changed, and when only workloads (pods,
+    Deployments, Endpoints) or routing (VirtualServices, Gateways) changed, the new snapshot is built
+    from the last one (`update_mesh`) and keeps everything generated for it that the change cannot
+    affect (`carry_over`): a rollout costs the changed endpoints and a route edit the routes, not a
+    whole new mesh and a whole new config for every proxy. Each
     new snapshot is frozen for the garbage collector (`gcpause.freeze_snapshot`)."""
 
     def __init__(self) -> None:
         self._parsed = ParseCache()
         self._last: Mesh | None = None
-        self.incremental = False
-        """Whether the last successful load was an endpoint update (for logs and tests)."""
+        self.incremental: frozenset[str] = frozenset()
+        """What the last load updated incrementally (`endpoints`, `routing`); empty after a full
+        build (for logs and tests)."""
 
     def load(self, paths: Sequence[Path]) -> tuple[Mesh | None, list[Diagnostic]]:
         texts, diagnostics = read_manifests(paths)
@@ -94,7 +96,7 @@ class MeshLoader:
             previous = self._last
             if previous is not None and previous.version == version:
                 return previous, diagnostics + list(previous.diagnostics)
-            update = update_endpoints(previous, objects, version) if previous is not None else None
+            update = update_mesh(previous, objects, version) if previous is not None else None
             if previous is not None and update is not None:
                 mesh: Mesh | None = carry_over(previous, update)
                 more = list(previous.diagnostics)
@@ -102,7 +104,7 @@ class MeshLoader:
                 mesh, more = build_mesh(objects, version=version)
             if mesh is not None:
                 freeze_snapshot()  # while paused: the young objects are walked once, here
-        self.incremental = update is not None
+        self.incremental = update.groups if update is not None else frozenset()
         if mesh is not None:
             self._last = mesh
         return mesh, diagnostics + more

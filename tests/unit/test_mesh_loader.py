@@ -11,7 +11,7 @@ import gc
 from pilotfish.gcpause import gc_paused
 from pilotfish.model.mesh import Mesh
 from pilotfish.pipeline import MeshLoader, generate, mesh_from_texts, proxy_for_workload
-from pilotfish.xds.generate import ENDPOINT_INDEPENDENT, REBUILT_ON_ENDPOINT_CHANGE
+from pilotfish.xds.generate import INVALIDATED_BY
 from pilotfish.xds.resources import ProxyResources
 from tests.paths import CONFORMANCE, SAMPLES
 
@@ -65,7 +65,7 @@ def test_endpoint_change_is_incremental_and_equal_to_a_full_build() -> None:
     before = _all_config(first)
     changed = [*texts, ("zz-extra-pod.yaml", EXTRA_POD)]
     second = _load(loader, changed)
-    assert loader.incremental
+    assert loader.incremental == {"endpoints"}
     assert second.version != first.version
     assert _all_config(second) == _all_config(_from_scratch(changed))
     assert "reviews-extra.default" in _all_config(second)
@@ -107,12 +107,48 @@ def _set_replicas(text: str, deployment: str, replicas: int) -> str:
     return head + tail.replace("replicas: 1", f"replicas: {replicas}", 1)
 
 
-def test_config_change_builds_a_new_snapshot() -> None:
+def test_route_edit_is_incremental_and_keeps_clusters_and_endpoints() -> None:
+    loader = MeshLoader()
+    texts = _texts()
+    first = _load(loader, texts)
+    _all_config(first)
+    vs_file = texts[-1]
+    edited = vs_file[1].replace("weight: 80", "weight: 70").replace("weight: 20", "weight: 30")
+    changed = [*texts[:-1], (vs_file[0], edited)]
+    mesh = _load(loader, changed)
+    assert loader.incremental == {"routing"}
+    assert _all_config(mesh) == _all_config(_from_scratch(changed))
+    productpage = next(w for w in mesh.proxies() if w.name.startswith("productpage"))
+    old = generate(first, proxy_for_workload(first, productpage))
+    new = generate(mesh, proxy_for_workload(mesh, productpage))
+    assert [id(r) for r in new.endpoints] == [id(r) for r in old.endpoints]
+    assert [id(r) for r in new.clusters] == [id(r) for r in old.clusters]
+    assert _snapshot(new)["RDS"] != _snapshot(old)["RDS"]
+
+
+def test_gateway_and_pod_edits_together_are_incremental() -> None:
     loader = MeshLoader()
     texts = _texts()
     _load(loader, texts)
-    vs_file = texts[-1]
-    changed = [*texts[:-1], (vs_file[0], vs_file[1].replace("weight: 80", "weight: 70").replace("20", "30"))]
+    gateway = texts[2]
+    changed = [
+        texts[0],
+        texts[1],
+        (gateway[0], gateway[1].replace('- "*"', "- bookinfo.example")),
+        *texts[3:],
+    ]
+    changed.append(("zz-extra-pod.yaml", EXTRA_POD))
+    mesh = _load(loader, changed)
+    assert loader.incremental == {"endpoints", "routing"}
+    assert _all_config(mesh) == _all_config(_from_scratch(changed))
+
+
+def test_destination_rule_change_builds_a_new_snapshot() -> None:
+    loader = MeshLoader()
+    texts = _texts()
+    _load(loader, texts)
+    rule_file = texts[3]
+    changed = [*texts[:3], (rule_file[0], rule_file[1].replace("version: v3", "version: v9")), texts[4]]
     mesh = _load(loader, changed)
     assert not loader.incremental
     assert _all_config(mesh) == _all_config(_from_scratch(changed))
@@ -145,10 +181,10 @@ def test_errors_keep_the_last_good_snapshot_for_the_next_update() -> None:
     assert loader.incremental
 
 
-def test_every_memo_entry_is_classified_for_endpoint_updates() -> None:
-    """A new kind of memo entry must be put in one list or the other (or it is silently rebuilt on
-    every rollout)."""
-    known = ENDPOINT_INDEPENDENT | REBUILT_ON_ENDPOINT_CHANGE | {"cds", "eds"}
+def test_every_memo_entry_is_classified_for_updates() -> None:
+    """A new kind of memo entry must say what makes it stale (or it is silently rebuilt on every
+    rollout and route edit)."""
+    known = set(INVALIDATED_BY)
     modern = (
         "apiVersion: pilotfish.io/v1alpha1\nkind: MeshConfig\nmetadata: {name: m}\nspec: {profile: modern}\n"
     )

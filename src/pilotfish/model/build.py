@@ -75,72 +75,87 @@ def build_mesh(objects: Sequence[ConfigObject], version: str = "0") -> tuple[Mes
 
 
 WORKLOAD_KINDS = frozenset({"Pod", "Deployment", "Endpoints"})
-"""Kinds that only decide workloads and endpoints: a change limited to them is an endpoint update."""
+"""Kinds that only decide workloads and endpoints."""
+ROUTING_KINDS = frozenset({"VirtualService", "Gateway"})
+"""Kinds that only decide routes and gateway listeners (no service, cluster or endpoint)."""
 
 
 @dataclass(frozen=True, slots=True)
-class EndpointUpdate:
-    """The next snapshot, built from the previous one, and the (hostname, port) keys whose
-    endpoints differ between the two (what generation caches must forget)."""
+class MeshUpdate:
+    """The next snapshot built from the previous one: which groups of input changed (`endpoints`,
+    `routing`) and the (hostname, port) keys whose endpoints differ (what caches must forget)."""
 
     mesh: Mesh
-    changed: frozenset[tuple[str, int]]
+    groups: frozenset[str]
+    changed_endpoints: frozenset[tuple[str, int]]
 
 
-def update_endpoints(previous: Mesh, objects: Sequence[ConfigObject], version: str) -> EndpointUpdate | None:
-    """The next snapshot when only pods, Deployments and Endpoints changed (a rollout, a scale-up):
-    services, routing config and indexes are the previous snapshot's, only workloads and endpoints
-    are recomputed. None when anything else changed, or a namespace appeared or went away: callers
-    then use `build_mesh`. The config objects the snapshot indexes stay the previous ones (equal
-    but for shifted `order` numbers, in the same relative order). The new snapshot's memo is empty;
-    what generation may keep is decided by `xds.generate.carry_over`."""
-    if not _only_workloads_changed(previous.objects, objects) or _duplicates(objects):
+def update_mesh(previous: Mesh, objects: Sequence[ConfigObject], version: str) -> MeshUpdate | None:
+    """The next snapshot when only pods, Deployments, Endpoints (a rollout, a scale-up),
+    VirtualServices or Gateways (a route edit) changed: services, the other config and their indexes
+    are the previous snapshot's; workloads and endpoints, or the routing objects, are recomputed.
+    None when anything else changed, or a namespace appeared or went away: callers then use
+    `build_mesh`. The unchanged config objects stay the previous ones (equal but for shifted `order`
+    numbers, in the same relative order). The new snapshot's memo is empty; what generation may
+    keep is decided by `xds.generate.carry_over`."""
+    changed = _changed_kinds(previous.objects, objects)
+    if changed is None or not changed <= WORKLOAD_KINDS | ROUTING_KINDS or _duplicates(objects):
         return None
     namespaces = _namespaces(objects)
     if namespaces != previous.namespaces:
         return None
     by_kind: dict[str, list[ConfigObject]] = {}
     for obj in objects:
-        if obj.kind in WORKLOAD_KINDS:
-            by_kind.setdefault(obj.kind, []).append(obj)
+        by_kind.setdefault(obj.kind, []).append(obj)
+    mesh = replace(previous, version=version, objects=tuple(objects), memo={})
+    groups: set[str] = set()
+    changed_endpoints: set[tuple[str, int]] = set()
+    if changed & WORKLOAD_KINDS:
+        groups.add("endpoints")
+        mesh, changed_endpoints = _with_new_workloads(mesh, by_kind, namespaces)
+    if changed & ROUTING_KINDS:
+        groups.add("routing")
+        routing = {kind: tuple(by_kind.get(kind, [])) for kind in ("VirtualService", "Gateway")}
+        mesh = replace(mesh, virtual_services=routing["VirtualService"], gateways=routing["Gateway"])
+    return MeshUpdate(mesh, frozenset(groups), frozenset(changed_endpoints))
+
+
+def _with_new_workloads(
+    mesh: Mesh, by_kind: Mapping[str, list[ConfigObject]], namespaces: Mapping[str, Mapping[str, str]]
+) -> tuple[Mesh, set[tuple[str, int]]]:
     workloads = _workloads(by_kind, namespaces)
-    k8s_services = [s for s in previous.services if not s.from_service_entry]
+    k8s_services = [s for s in mesh.services if not s.from_service_entry]
     endpoints = _k8s_endpoints(k8s_services, by_kind.get("Endpoints", []), workloads)
-    for key, eps in previous.endpoints.items():  # ServiceEntry endpoints, as build_mesh merges them
+    for key, eps in mesh.endpoints.items():  # ServiceEntry endpoints, as build_mesh merges them
         endpoints.setdefault(key, eps)
     changed = {
-        k
-        for k in previous.endpoints.keys() | endpoints.keys()
-        if previous.endpoints.get(k) != endpoints.get(k)
+        k for k in mesh.endpoints.keys() | endpoints.keys() if mesh.endpoints.get(k) != endpoints.get(k)
     }
-    mesh = replace(
-        previous,
-        version=version,
+    updated = replace(
+        mesh,
         endpoints=endpoints,
         workloads=tuple(sorted(workloads, key=lambda w: (w.namespace, w.name))),
-        objects=tuple(objects),
         workloads_by_name={(w.namespace, w.name): w for w in workloads},
         workloads_by_ip={w.ip: w for w in workloads},
-        memo={},
     )
-    return EndpointUpdate(mesh, frozenset(changed))
+    return updated, changed
 
 
-def _only_workloads_changed(before: Sequence[ConfigObject], after: Sequence[ConfigObject]) -> bool:
-    """Whether every added, removed or modified object is of a workload kind, and the other objects
-    kept their relative order (their `order` numbers may shift when an earlier file grew). Objects
-    of unchanged files are the same Python objects (`config.parse.ParseCache`), so most comparisons
-    are `is`."""
-    config_before = [obj for obj in before if obj.kind not in WORKLOAD_KINDS]
-    config_after = [obj for obj in after if obj.kind not in WORKLOAD_KINDS]
-    if len(config_before) != len(config_after):
-        return False
-    for a, b in zip(config_before, config_after, strict=True):
-        if a is b:
-            continue
-        if a.key != b.key or replace(a, order=b.order) != b:
-            return False
-    return True
+def _changed_kinds(before: Sequence[ConfigObject], after: Sequence[ConfigObject]) -> set[str] | None:
+    """The kinds of added, removed or modified objects; None when other objects changed their
+    relative order (their `order` numbers may shift when an earlier file grew: that is no change).
+    Objects of unchanged files are the same Python objects (`config.parse.ParseCache`), so most
+    comparisons are `is`."""
+    old = {obj.key: obj for obj in before}
+    new = {obj.key: obj for obj in after}
+    changed = {key[0] for key in old.keys() ^ new.keys()}
+    for key in old.keys() & new.keys():
+        a, b = old[key], new[key]
+        if a is not b and replace(a, order=b.order) != b:
+            changed.add(key[0])
+    stable_before = [obj.key for obj in before if obj.kind not in changed]
+    stable_after = [obj.key for obj in after if obj.kind not in changed]
+    return changed if stable_before == stable_after else None
 
 
 def _duplicates(objects: Sequence[ConfigObject]) -> list[Diagnostic]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pilotfish.model.build import EndpointUpdate
+from pilotfish.model.build import MeshUpdate
 from pilotfish.model.mesh import Mesh
 from pilotfish.model.proxy import Proxy
 from pilotfish.model.scope import shape_key
@@ -82,57 +82,65 @@ def _shape(mesh: Mesh, proxy: Proxy) -> tuple[object, ...]:
     return (*shape_key(mesh, proxy), proxy.labels if proxy.is_router else ())
 
 
-ENDPOINT_INDEPENDENT = frozenset(
-    {
-        "scope",
-        "dr",
-        "selects-by-labels",
-        "outbound-plan",
-        "special",
-        "cds-template",
-        "cds-inbound",
-        "cds-inbound-passthrough",
-        "rds",
-        "vs-routes",
-        "lds-outbound",
-        "lds-virtual-outbound",
-        "access-logs",
-        "hcm-template",
-        "router-lds",
-        "router-rds",
-        "gateway-bound-hosts",
-        "gateway-vs-index",
-        "set-LDS",
-        "set-RDS",
-    }
-)
-"""Memo entries (by their first element, see `Mesh.cached`) that depend only on config objects and
-services, so an endpoint update keeps them. `cds`/`eds` entries are kept unless their port's
-endpoints changed. Anything else is rebuilt (forgetting is always safe): the ones below, and any
-entry added later and not listed here."""
-REBUILT_ON_ENDPOINT_CHANGE = frozenset(
-    {"proxy", "inbound-index", "cds-outbound", "eds-list", "set-CDS", "set-EDS"}
-)
-"""Per-proxy results, the inbound index, and the per-shape lists and sets that hold `cds`/`eds`
-entries."""
+_ENDPOINTS = frozenset({"endpoints"})
+_ROUTING = frozenset({"routing"})
+_BOTH = _ENDPOINTS | _ROUTING
+INVALIDATED_BY: dict[str, frozenset[str]] = {
+    "scope": _ROUTING,  # holds the VirtualServices each egress listener imports
+    "outbound-plan": _ROUTING,  # holds the scope's egress listeners
+    "selects-by-labels": _ROUTING,
+    "dr": frozenset(),
+    "special": frozenset(),
+    "cds-template": frozenset(),
+    "hcm-template": frozenset(),
+    "access-logs": frozenset(),
+    "cds-inbound": frozenset(),
+    "cds-inbound-passthrough": frozenset(),
+    "lds-outbound": frozenset(),
+    "lds-virtual-outbound": frozenset(),
+    "cds": frozenset(),  # and per port, see `_unaffected`
+    "eds": frozenset(),  # and per port, see `_unaffected`
+    "cds-outbound": _ENDPOINTS,
+    "eds-list": _ENDPOINTS,
+    "set-CDS": _ENDPOINTS,
+    "set-EDS": _ENDPOINTS,
+    "inbound-index": _ENDPOINTS,
+    "rds": _ROUTING,
+    "vs-routes": _ROUTING,
+    "set-RDS": _ROUTING,
+    "set-LDS": _ROUTING,
+    "router-lds": _ROUTING,
+    "router-rds": _ROUTING,
+    "gateway-bound-hosts": _ROUTING,
+    "gateway-vs-index": _ROUTING,
+    "proxy": _BOTH,
+}
+"""Memo entries (by their first element, see `Mesh.cached`) and the groups of input whose change
+makes them stale (`model.build.update_mesh`). `cds`/`eds` entries are also dropped for ports whose
+endpoints changed. An entry not listed here is never carried over: forgetting is always safe."""
 
 
-def carry_over(previous: Mesh, update: EndpointUpdate) -> Mesh:
-    """The updated snapshot with what `previous` generated that the endpoint change cannot affect:
-    after a rollout every proxy's clusters, listeners and routes are the same objects as before
-    (serialized once, same versions, so only endpoints are pushed)."""
+def carry_over(previous: Mesh, update: MeshUpdate) -> Mesh:
+    """The updated snapshot with what `previous` generated that the change cannot affect: after a
+    rollout every proxy's clusters, listeners and routes are the same objects as before, after a
+    route edit its clusters, endpoints and listeners are (serialized once, same versions, so only
+    what changed is pushed)."""
     memo = update.mesh.memo
     for key, value in previous.memo.items():
         tag = key if isinstance(key, str) else key[0]
-        if tag in ENDPOINT_INDEPENDENT or (tag in ("cds", "eds") and _unaffected(key, value, update)):
-            memo[key] = value
+        stale = INVALIDATED_BY.get(tag)
+        if stale is None or stale & update.groups:
+            continue
+        if tag in ("cds", "eds") and not _unaffected(key, value, update):
+            continue
+        memo[key] = value
     return update.mesh
 
 
-def _unaffected(key: tuple[object, ...], resource: Resource, update: EndpointUpdate) -> bool:
+def _unaffected(key: tuple[object, ...], resource: Resource, update: MeshUpdate) -> bool:
     """Outbound clusters and load assignments are keyed `(tag, hostname, port, ...)`: a load
     assignment, or a cluster with its endpoints inline (STRICT_DNS), of a port whose endpoints
     changed is rebuilt; every other one is kept."""
-    if (key[1], key[2]) not in update.changed:
+    if (key[1], key[2]) not in update.changed_endpoints:
         return True
     return key[0] == "cds" and not resource.message.HasField("load_assignment")
