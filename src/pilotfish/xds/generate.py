@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pilotfish.model.build import MeshUpdate
 from pilotfish.model.mesh import Mesh
@@ -64,17 +65,26 @@ def generate(mesh: Mesh, proxy: Proxy) -> ProxyResources:
 
 
 def generate_type(mesh: Mesh, proxy: Proxy, type_url: TypeUrl) -> ResourceSet:
-    """One type's resources for one proxy: the shape's shared set, plus the proxy's own."""
+    """One type's resources for one proxy: the shape's shared set, plus the proxy's own (cached per
+    proxy too, so an update that cannot affect them keeps the whole set, see `carry_over`)."""
     generator = (ROUTER_GENERATORS if proxy.is_router else SIDECAR_GENERATORS)[type_url]
-    base = None
-    if generator.shared is not None:
-        build = generator.shared
-        key = (f"set-{type_url.short}", proxy.is_router, *_shape(mesh, proxy))
-        base = mesh.cached(key, lambda: ResourceSet.of(type_url, build(mesh, proxy)))
-    if generator.own is None:
-        assert base is not None
-        return base
-    return ResourceSet.of(type_url, generator.own(mesh, proxy), base=base)
+    own = generator.own
+    if own is None:
+        return _shared_set(mesh, proxy, type_url, generator)
+    return mesh.cached(
+        (f"own-{type_url.short}", proxy),
+        lambda: ResourceSet.of(
+            type_url, own(mesh, proxy), base=_shared_set(mesh, proxy, type_url, generator)
+        ),
+    )
+
+
+def _shared_set(mesh: Mesh, proxy: Proxy, type_url: TypeUrl, generator: Generator) -> ResourceSet:
+    build = generator.shared
+    if build is None:
+        return ResourceSet(type_url)
+    key = (f"set-{type_url.short}", proxy.is_router, *_shape(mesh, proxy))
+    return mesh.cached(key, lambda: ResourceSet.of(type_url, build(mesh, proxy)))
 
 
 def _shape(mesh: Mesh, proxy: Proxy) -> tuple[object, ...]:
@@ -98,13 +108,15 @@ INVALIDATED_BY: dict[str, frozenset[str]] = {
     "cds-inbound-passthrough": frozenset(),
     "lds-outbound": frozenset(),
     "lds-virtual-outbound": frozenset(),
-    "cds": frozenset(),  # and per port, see `_unaffected`
-    "eds": frozenset(),  # and per port, see `_unaffected`
-    "cds-outbound": _ENDPOINTS,
+    "cds": _ENDPOINTS,  # only for the ports whose endpoints changed, see `_Staleness`
+    "eds": _ENDPOINTS,  # likewise
+    "cds-outbound": _ENDPOINTS,  # only when a cluster changed
     "eds-list": _ENDPOINTS,
-    "set-CDS": _ENDPOINTS,
+    "set-CDS": _ENDPOINTS,  # only when a cluster changed
     "set-EDS": _ENDPOINTS,
     "inbound-index": _ENDPOINTS,
+    "own-CDS": _ENDPOINTS,  # on set-CDS, plus inbound clusters: only for pods whose endpoints changed
+    "own-LDS": _ENDPOINTS,  # inbound listeners (likewise); the outbound ones depend on services only
     "rds": _ROUTING,
     "vs-routes": _ROUTING,
     "set-RDS": _ROUTING,
@@ -116,31 +128,72 @@ INVALIDATED_BY: dict[str, frozenset[str]] = {
     "proxy": _BOTH,
 }
 """Memo entries (by their first element, see `Mesh.cached`) and the groups of input whose change
-makes them stale (`model.build.update_mesh`). `cds`/`eds` entries are also dropped for ports whose
-endpoints changed. An entry not listed here is never carried over: forgetting is always safe."""
+makes them stale (`model.build.update_mesh`); for endpoint changes some are refined to what the
+changed endpoints reach (`_Staleness`). An entry not listed here is never carried over:
+forgetting is always safe."""
 
 
 def carry_over(previous: Mesh, update: MeshUpdate) -> Mesh:
     """The updated snapshot with what `previous` generated that the change cannot affect: after a
-    rollout every proxy's clusters, listeners and routes are the same objects as before, after a
-    route edit its clusters, endpoints and listeners are (serialized once, same versions, so only
-    what changed is pushed)."""
+    route edit every proxy's clusters, endpoints and listeners are the same objects as before, after
+    a rollout its clusters, listeners and routes are, except where the changed endpoints reach
+    (serialized once, same versions, so only what changed is pushed)."""
+    staleness = _Staleness(previous, update)
     memo = update.mesh.memo
     for key, value in previous.memo.items():
-        tag = key if isinstance(key, str) else key[0]
-        stale = INVALIDATED_BY.get(tag)
-        if stale is None or stale & update.groups:
-            continue
-        if tag in ("cds", "eds") and not _unaffected(key, value, update):
-            continue
-        memo[key] = value
+        if staleness.keeps(key, value):
+            memo[key] = value
     return update.mesh
 
 
-def _unaffected(key: tuple[object, ...], resource: Resource, update: MeshUpdate) -> bool:
-    """Outbound clusters and load assignments are keyed `(tag, hostname, port, ...)`: a load
-    assignment, or a cluster with its endpoints inline (STRICT_DNS), of a port whose endpoints
-    changed is rebuilt; every other one is kept."""
-    if (key[1], key[2]) not in update.changed_endpoints:
-        return True
-    return key[0] == "cds" and not resource.message.HasField("load_assignment")
+class _Staleness:
+    """Decides, entry by entry, what an update leaves valid (`INVALIDATED_BY`, refined for
+    endpoint changes: only the ports whose endpoints changed, and the pods serving them)."""
+
+    def __init__(self, previous: Mesh, update: MeshUpdate) -> None:
+        self.groups = update.groups
+        self.changed = update.changed_endpoints
+        before, after = previous.endpoints, update.mesh.endpoints
+        self.affected_pods = {
+            ep.workload
+            for key in self.changed
+            for ep in (*before.get(key, ()), *after.get(key, ()))
+            if ep.workload
+        }
+        """Pods whose inbound side may differ (an endpoint of theirs changed)."""
+        self.clusters_changed = any(
+            _tag(key) == "cds" and not self._port_unaffected(key, value)
+            for key, value in previous.memo.items()
+        )
+        """Whether a cluster carries changed endpoints inline (then cluster lists and sets go too)."""
+
+    def keeps(self, key: Any, value: object) -> bool:
+        tag = _tag(key)
+        stale = INVALIDATED_BY.get(tag)
+        if stale is None or (stale - _ENDPOINTS) & self.groups:
+            return False
+        if "endpoints" not in self.groups:
+            return True
+        if tag in ("cds", "eds"):
+            return self._port_unaffected(key, value)
+        if tag in ("set-CDS", "cds-outbound"):
+            return not self.clusters_changed
+        if tag == "own-CDS":
+            return not self.clusters_changed and key[1].proxy_id not in self.affected_pods
+        if tag == "own-LDS":
+            return key[1].proxy_id not in self.affected_pods
+        return "endpoints" not in stale
+
+    def _port_unaffected(self, key: Any, value: Any) -> bool:
+        """Outbound clusters and load assignments are keyed `(tag, hostname, port, ...)`: a load
+        assignment, or a cluster with its endpoints inline (STRICT_DNS), of a port whose endpoints
+        changed is stale; every other one is kept."""
+        if (key[1], key[2]) not in self.changed:
+            return True
+        assert isinstance(value, Resource)
+        return key[0] == "cds" and not value.message.HasField("load_assignment")
+
+
+def _tag(key: Any) -> str:
+    """A memo key's tag: the key itself, or its first element."""
+    return key if isinstance(key, str) else str(key[0])
