@@ -13,7 +13,10 @@ import click
 import pilotfish
 
 # (command name, "module:attribute") - imported lazily so `pilotfish iptables` does not pay for grpc.
-COMMANDS: list[tuple[str, str]] = []
+COMMANDS: list[tuple[str, str]] = [
+    ("discovery", "pilotfish.cli.discovery:discovery"),
+    ("proxy-status", "pilotfish.cli.proxy_status:proxy_status"),
+]
 
 
 class _LazyGroup(click.Group):
