@@ -126,9 +126,10 @@ def nack_lines(entry: Mapping[str, Any]) -> list[str]:
 # --- config diff --------------------------------------------------------------------------------------
 
 
-def _configs(dump: Mapping[str, Any], type_suffix: str) -> Mapping[str, Any]:
+def _configs(dump: Mapping[str, Any], type_name: str) -> Mapping[str, Any]:
+    """The config-dump section of one type (by exact message name: not `ScopedRoutesConfigDump`)."""
     for config in dump.get("configs", []):
-        if isinstance(config, Mapping) and str(config.get("@type", "")).endswith(type_suffix):
+        if isinstance(config, Mapping) and str(config.get("@type", "")).rsplit(".", 1)[-1] == type_name:
             return config
     return {}
 
