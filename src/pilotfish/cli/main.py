@@ -14,6 +14,9 @@ import pilotfish
 
 # (command name, "module:attribute") - imported lazily so `pilotfish iptables` does not pay for grpc.
 COMMANDS: list[tuple[str, str]] = [
+    ("iptables", "pilotfish.cli.iptables:iptables"),
+    ("proxy-config", "pilotfish.cli.proxy_config:proxy_config"),
+    ("agent", "pilotfish.cli.agent:agent"),
     ("discovery", "pilotfish.cli.discovery:discovery"),
     ("proxy-status", "pilotfish.cli.proxy_status:proxy_status"),
 ]
