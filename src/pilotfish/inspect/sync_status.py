@@ -26,27 +26,11 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from pilotfish.inspect.tabwriter import tabulate
+
 PROFILES = ("1.3", "modern")
 TYPES = ("CDS", "LDS", "EDS", "RDS")
 _FLAT = {"CDS": "cluster", "LDS": "listener", "EDS": "endpoint", "RDS": "route"}
-
-
-def tabwrite(rows: Sequence[Sequence[str]], padding: int = 5) -> str:
-    """Go `tabwriter.NewWriter(w, 0, 8, padding, ' ', 0)` for rows of cells ending in a newline.
-
-    Every cell but the last of a row is padded to the column's widest cell plus `padding`.
-    """
-    widths: list[int] = []
-    for row in rows:
-        for i, cell in enumerate(row[:-1]):
-            if i == len(widths):
-                widths.append(0)
-            widths[i] = max(widths[i], len(cell))
-    lines = []
-    for row in rows:
-        cells = [cell.ljust(widths[i] + padding) for i, cell in enumerate(row[:-1])]
-        lines.append("".join(cells) + (row[-1] if row else ""))
-    return "".join(line + "\n" for line in lines)
 
 
 def nonce_status(sent: str, acked: str) -> str:
@@ -101,7 +85,7 @@ def status_table(entries: Sequence[Mapping[str, Any]], profile: str = "1.3") -> 
         for e in ordered:
             statuses = [type_status(e, t, profile) for t in TYPES]
             rows.append([str(e.get("proxy", "")), *statuses, str(e.get("istiod", "")), proxy_version(e)])
-    return tabwrite(rows)
+    return tabulate(rows, padding=5)
 
 
 def matching(entries: Sequence[Mapping[str, Any]], pod: str) -> list[Mapping[str, Any]]:

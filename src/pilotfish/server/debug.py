@@ -23,13 +23,13 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
-from envoy.admin.v3 import config_dump_pb2, config_dump_shared_pb2
-from google.protobuf import any_pb2, json_format, timestamp_pb2
+from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from pilotfish.server.cache import StreamStatus, XdsCache, type_content
+from pilotfish.server.cache import StreamStatus, XdsCache
 from pilotfish.server.metrics import CONTENT_TYPE, Metrics, render
 from pilotfish.server.protocol import DeltaWatch, Nack, SotwWatch
+from pilotfish.xds.dump import config_dump_message
 from pilotfish.xds.resources import PUSH_ORDER, ProxyResources, TypeUrl
 
 # Istio 1.3 syncz keys per type (pilot/pkg/proxy/envoy/v2/debug.go SyncStatus).
@@ -123,45 +123,11 @@ def syncz(cache: XdsCache, server_id: str) -> list[dict[str, Any]]:
 # --- config_dump ------------------------------------------------------------------------------------
 
 
-def _timestamp(ts: float) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromNanoseconds(int(ts * 1e9))
-    return stamp
-
-
-def _pack(message: Message) -> any_pb2.Any:
-    packed = any_pb2.Any()
-    packed.Pack(message)
-    return packed
-
-
-def config_dump_message(resources: ProxyResources, updated_at: float) -> config_dump_pb2.ConfigDump:
-    """Envoy's `/config_dump?include_eds` shape for what we generate: clusters, listeners, routes, EDS."""
-    when = _timestamp(updated_at)
-    clusters = config_dump_shared_pb2.ClustersConfigDump(version_info=type_content(resources.clusters))
-    for r in resources.clusters:
-        clusters.dynamic_active_clusters.add(version_info=r.version, cluster=r.any, last_updated=when)
-    listeners = config_dump_shared_pb2.ListenersConfigDump(version_info=type_content(resources.listeners))
-    for r in resources.listeners:
-        state = config_dump_shared_pb2.ListenersConfigDump.DynamicListenerState(
-            version_info=r.version, listener=r.any, last_updated=when
-        )
-        listeners.dynamic_listeners.add(name=r.name, active_state=state)
-    routes = config_dump_shared_pb2.RoutesConfigDump()
-    for r in resources.routes:
-        routes.dynamic_route_configs.add(version_info=r.version, route_config=r.any, last_updated=when)
-    endpoints = config_dump_shared_pb2.EndpointsConfigDump()
-    for r in resources.endpoints:
-        endpoints.dynamic_endpoint_configs.add(
-            version_info=r.version, endpoint_config=r.any, last_updated=when
-        )
-    return config_dump_pb2.ConfigDump(configs=[_pack(m) for m in (clusters, listeners, routes, endpoints)])
-
-
-def config_dump_json(resources: ProxyResources, updated_at: float) -> dict[str, Any]:
-    """As JSON with Envoy's field names (snake_case) so it diffs cleanly against Envoy's own dump."""
+def config_dump_json(resources: ProxyResources, version: str) -> dict[str, Any]:
+    """`xds.dump`'s ConfigDump with Envoy's own field names (snake_case), as Envoy's admin prints it,
+    so `proxy-status <pod>` diffs it against the live dump field for field."""
     result: dict[str, Any] = json_format.MessageToDict(
-        config_dump_message(resources, updated_at), preserving_proto_field_name=True
+        config_dump_message(resources, version), preserving_proto_field_name=True
     )
     return result
 
@@ -180,7 +146,7 @@ def jsonable(value: Any, depth: int = 0) -> Any:
     if isinstance(value, Message):
         return json_format.MessageToDict(value, preserving_proto_field_name=True)
     if isinstance(value, Mapping):
-        return {str(k): jsonable(v, depth + 1) for k, v in value.items()}
+        return {_key(k): jsonable(v, depth + 1) for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)}
     dump = getattr(value, "model_dump", None)
@@ -189,6 +155,11 @@ def jsonable(value: Any, depth: int = 0) -> Any:
     if isinstance(value, Iterable) and not isinstance(value, bytes | bytearray):
         return [jsonable(v, depth + 1) for v in value]
     return str(value)
+
+
+def _key(key: Any) -> str:
+    """Mapping keys as text; tuple keys such as (hostname, port) become `hostname:port`."""
+    return ":".join(str(part) for part in key) if isinstance(key, tuple) else str(key)
 
 
 def mesh_view(mesh: Any, attributes: Iterable[str]) -> dict[str, Any]:
@@ -254,7 +225,7 @@ def make_app(
             return _json({"error": "no mesh loaded yet"}, status=503)
         stream = max(streams, key=lambda s: s.connected_at)
         resources = cache.resources_for(stream.proxy)
-        return _json(config_dump_json(resources, cache.mesh_loaded_at))
+        return _json(config_dump_json(resources, cache.mesh.version))
 
     @routes.get("/debug/registryz")
     async def registryz(_: web.Request) -> web.Response:

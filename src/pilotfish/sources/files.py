@@ -6,19 +6,19 @@ editors that write in place and editors that write a temporary file and rename i
 `stat` calls per tick for a directory of manifests. A half-written file is simply a change: it fails
 to parse, the rebuild reports it, and the last good mesh keeps being served until the file is whole.
 
-Hidden files and editor leftovers (`.x.swp`, `x~`) are ignored; manifests are `*.yaml`, `*.yml` and
-`*.json`.
+Which files are manifests is decided by `sources.manifests` (hidden files and editor leftovers are
+skipped), so the watcher and the pipeline always agree on the input.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+from pilotfish.sources.manifests import manifest_files
+
 DEFAULT_INTERVAL = 0.05
 
 
@@ -29,24 +29,17 @@ class FileStamp:
     mtime_ns: int
 
 
-def is_manifest(name: str) -> bool:
-    return not name.startswith(".") and not name.endswith("~") and name.endswith(MANIFEST_SUFFIXES)
-
-
 def scan(directory: Path) -> dict[Path, FileStamp]:
-    """Every manifest under `directory` (recursively, hidden directories skipped) with its stamp."""
+    """Every manifest under `directory` with its stamp; which files count is `sources.manifests`' rule
+    (the same files the pipeline reads)."""
+    files, _ = manifest_files([directory])
     found: dict[Path, FileStamp] = {}
-    for root, dirs, files in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            if not is_manifest(name):
-                continue
-            path = Path(root, name)
-            try:
-                st = path.stat()
-            except FileNotFoundError:  # deleted between listing and stat
-                continue
-            found[path] = FileStamp(st.st_ino, st.st_size, st.st_mtime_ns)
+    for path in files:
+        try:
+            st = path.stat()
+        except FileNotFoundError:  # deleted between listing and stat
+            continue
+        found[path] = FileStamp(st.st_ino, st.st_size, st.st_mtime_ns)
     return found
 
 
