@@ -6,6 +6,7 @@ versions, subscription changes, push order and make-before-break removal, the se
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -72,6 +73,7 @@ async def _harness(max_send: int = 32 * 1024 * 1024) -> AsyncIterator[Harness]:
     try:
         yield Harness(backend, cache, metrics, ads, channel)
     finally:
+        await ads.close()
         await channel.close()
         await server.stop(0)
 
@@ -231,6 +233,14 @@ async def test_sotw_route_change_pushes_only_routers(h: Harness) -> None:
     before = h.backend.generate_calls
     h.set_spec(spec(route_to="a"))
     await router.recv()
+    # streams are pushed one after another: wait for the sidecar's turn
+    (side_status,) = h.cache.streams_of("app-1.default")
+    assert h.cache.mesh is not None
+    for _ in range(500):
+        if side_status.mesh_version == h.cache.mesh.version:
+            break
+        await asyncio.sleep(0.01)
+    await sidecar.sentinel(LDS, "")
     assert h.backend.generate_calls - before == 2  # once per proxy identity, not per type or stream
     await router.close()
     await sidecar.close()

@@ -23,11 +23,12 @@ cluster removals.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -234,6 +235,7 @@ class _Stream:
         self.snapshot: ProxyResources | None = None
         self._push: PushRequest | None = None
         self._push_queued = False
+        self._push_done: asyncio.Future[None] | None = None
         self._converging: PushRequest | None = None
 
     # lifecycle -------------------------------------------------------------------------------------
@@ -248,14 +250,18 @@ class _Stream:
                 if item is _PUSH:
                     self._push_queued = False
                     push, self._push = self._push, None
-                    if push is not None and self.status is not None:
-                        await self.push(push)
+                    try:
+                        if push is not None and self.status is not None:
+                            await self.push(push)
+                    finally:
+                        self._pushed()
                     continue
                 if isinstance(item, BaseException):
                     raise item
                 await self._handle(item)
         finally:
             reader.cancel()
+            self._pushed()
             self.server.unregister(self)
 
     async def _read(self, requests: AsyncIterator[Any]) -> None:
@@ -268,12 +274,23 @@ class _Stream:
             log_event(logging.DEBUG, None, "READ-ERROR", error=err)
         await self.events.put(_EOF)
 
-    def request_push(self, push: PushRequest) -> None:
-        """Called by the server on a new mesh; pushes coalesce (only the latest matters)."""
+    def request_push(self, push: PushRequest) -> asyncio.Future[None]:
+        """Queue a move to the current mesh (pushes coalesce: only the latest matters).
+
+        The returned future is done once this stream has generated and sent what the push needs (or
+        has closed), so the server can push to one stream after another.
+        """
         self._push = push
+        if self._push_done is None or self._push_done.done():
+            self._push_done = asyncio.get_running_loop().create_future()
         if not self._push_queued:
             self._push_queued = True
             self.events.put_nowait(_PUSH)
+        return self._push_done
+
+    def _pushed(self) -> None:
+        if self._push_done is not None and not self._push_done.done():
+            self._push_done.set_result(None)
 
     async def _open(self, node: base_pb2.Node) -> bool:
         """Identify the proxy from the first request's node. False (stream aborted) when malformed."""
@@ -676,7 +693,7 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
         metrics: Metrics,
         max_send_bytes: int = DEFAULT_MAX_SEND_BYTES,
         server_id: str = "pilotfish",
-        on_change: Callable[[], None] | None = None,
+        push_timeout: float = 5.0,
     ) -> None:
         self.cache = cache
         self.metrics = metrics
@@ -684,7 +701,10 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
         self.server_id = server_id
         self.control_plane = base_pb2.ControlPlane(identifier=server_id)
         self.streams: dict[str, _Stream] = {}
-        self._on_change = on_change
+        self.push_timeout = push_timeout
+        self._latest: PushRequest | None = None
+        self._wake = asyncio.Event()
+        self._pusher: asyncio.Task[None] | None = None
 
     async def StreamAggregatedResources(
         self,
@@ -723,7 +743,47 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
             )
 
     def push_all(self, push: PushRequest) -> int:
-        """Ask every stream to move to the current mesh; each pushes only what changed for it."""
-        for stream in list(self.streams.values()):
-            stream.request_push(push)
+        """Move every stream to the current mesh; each pushes only what changed for it.
+
+        Streams are pushed one after another by a single pusher task (Istio: one push in flight):
+        generating a proxy's config is CPU work on this loop, and pushing streams one at a time lets
+        each proxy get its config as soon as it is built, with ACKs handled in between, instead of
+        every proxy waiting until all have been generated. A newer push restarts the round.
+        """
+        self._latest = push
+        self._wake.set()
+        if self._pusher is None or self._pusher.done():
+            loop = asyncio.get_running_loop()
+            self._pusher = loop.create_task(self._push_rounds(), name="pilotfish-pusher")
         return len(self.streams)
+
+    async def _push_rounds(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            push = self._latest
+            if push is None:
+                continue
+            for stream in list(self.streams.values()):
+                if self._latest is not push:
+                    break  # a newer mesh: start over, every stream needs that one
+                done = stream.request_push(push)
+                # asyncio.wait, not wait_for: wait_for in 3.11 can swallow a cancellation that races
+                # with the future completing, which would leave close() waiting forever.
+                finished, _ = await asyncio.wait({done}, timeout=self.push_timeout)
+                if not finished:
+                    status = stream.status
+                    log_event(logging.WARNING, None, "SLOW", node=status.proxy_id if status else "?",
+                              conn=status.conn_id if status else "?",
+                              reason=f"push not done after {self.push_timeout}s; moving on")
+            else:
+                if self._latest is push:
+                    self._latest = None
+
+    async def close(self) -> None:
+        """Stop the pusher task (server shutdown)."""
+        if self._pusher is not None:
+            self._pusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pusher
+            self._pusher = None

@@ -59,8 +59,11 @@ def _nack_json(nack: Nack | None) -> dict[str, Any] | None:
     }
 
 
-def watch_json(stream: StreamStatus, type_url: str, watch: SotwWatch | DeltaWatch) -> dict[str, Any]:
-    names = sorted(watch.names)
+def watch_json(
+    stream: StreamStatus, type_url: str, watch: SotwWatch | DeltaWatch, names: bool = False
+) -> dict[str, Any]:
+    """One type of one stream. Subscribed names only on request: for a sidecar of a large mesh they
+    are thousands of strings, and syncz is polled."""
     entry: dict[str, Any] = {
         "type_url": type_url,
         "status": stream.status(type_url).value,
@@ -71,17 +74,19 @@ def watch_json(stream: StreamStatus, type_url: str, watch: SotwWatch | DeltaWatc
         "sent_at": _iso(watch.sent_at),
         "acked_at": _iso(watch.acked_at),
         "wildcard": watch.wildcard,
-        "names": names,
+        "subscribed": len(watch.names),
         "last_nack": _nack_json(watch.last_nack),
     }
     if isinstance(watch, DeltaWatch):
         entry["resources"] = len(watch.known)
     else:
         entry["resources"] = len(watch.names_sent)
+    if names:
+        entry["names"] = sorted(watch.names)
     return entry
 
 
-def stream_json(stream: StreamStatus, server_id: str) -> dict[str, Any]:
+def stream_json(stream: StreamStatus, server_id: str, names: bool = False) -> dict[str, Any]:
     """One syncz entry: Istio 1.3's flat fields first, then the full per-type detail."""
     entry: dict[str, Any] = {
         "proxy": stream.proxy_id,
@@ -103,21 +108,23 @@ def stream_json(stream: StreamStatus, server_id: str) -> dict[str, Any]:
         mesh_version=stream.mesh_version,
         last_error=stream.last_error,
         types={
-            TypeUrl(t).short if t in TypeUrl._value2member_map_ else t: watch_json(stream, t, w)
-            for t, w in sorted(stream.watches.items(), key=lambda kv: _order(kv[0]))
+            _SHORT.get(t, t): watch_json(stream, t, w, names)
+            for t, w in sorted(stream.watches.items(), key=lambda kv: _ORDER.get(kv[0], len(_ORDER)))
         },
     )
     return entry
 
 
-def _order(type_url: str) -> int:
-    order = [t.value for t in PUSH_ORDER]
-    return order.index(type_url) if type_url in order else len(order)
+_ORDER = {t.value: i for i, t in enumerate(PUSH_ORDER)}
+_SHORT = {t.value: t.short for t in TypeUrl}
 
 
-def syncz(cache: XdsCache, server_id: str) -> list[dict[str, Any]]:
+def syncz(cache: XdsCache, server_id: str, proxy_id: str = "", names: bool = False) -> list[dict[str, Any]]:
+    """Every stream (or the streams of `proxy_id`), sorted by proxy id like istioctl sorts them."""
     streams = sorted(cache.streams.values(), key=lambda s: (s.proxy_id, s.connected_at))
-    return [stream_json(s, server_id) for s in streams]
+    if proxy_id:
+        streams = [s for s in streams if s.proxy_id == proxy_id]
+    return [stream_json(s, server_id, names or bool(proxy_id)) for s in streams]
 
 
 # --- config_dump ------------------------------------------------------------------------------------
@@ -185,9 +192,8 @@ CONFIG_ATTRIBUTES = (
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        text=json.dumps(data, indent=2) + "\n", status=status, content_type="application/json"
-    )
+    """Compact JSON: `indent` would switch `json` to its pure-Python encoder, and syncz is polled."""
+    return web.Response(text=json.dumps(data) + "\n", status=status, content_type="application/json")
 
 
 def make_app(
@@ -211,8 +217,9 @@ def make_app(
         return web.Response(body=render(metrics.registry), headers={"Content-Type": CONTENT_TYPE})
 
     @routes.get("/debug/syncz")
-    async def syncz_page(_: web.Request) -> web.Response:
-        return _json(syncz(cache, server_id))
+    async def syncz_page(request: web.Request) -> web.Response:
+        proxy_id = request.query.get("proxyID", "")
+        return _json(syncz(cache, server_id, proxy_id, names=request.query.get("names", "") in ("1", "true")))
 
     @routes.get("/debug/config_dump")
     async def config_dump_page(request: web.Request) -> web.Response:

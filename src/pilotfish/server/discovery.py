@@ -89,6 +89,7 @@ class DiscoveryServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        await self.ads.close()
         if self._grpc is not None:
             await self._grpc.stop(grace)
             self._grpc = None
