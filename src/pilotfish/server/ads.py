@@ -205,11 +205,9 @@ def plan_delta_push(watches: Mapping[str, SotwWatch | DeltaWatch], new: ProxyRes
             deferred.append(Send(type_url, [], removed, reason="remove"))
             removed = []
         if resources or removed:
-            reason = "after-cds" if resend or (type_url is TypeUrl.ENDPOINT and changed_eds) else "push"
+            reason = "after-cds" if type_url is TypeUrl.ENDPOINT and changed_eds else "push"
             sends.append(Send(type_url, resources, removed, force=bool(resend), resend=resend, reason=reason))
-    if deferred and not sends:
-        return deferred
-    return sends + deferred
+    return sends + deferred  # removals last: nothing may still point at a removed cluster
 
 
 # --- streams ----------------------------------------------------------------------------------------
@@ -359,7 +357,12 @@ class _Stream:
         assert self.status is not None
         if self.cache.mesh is None:
             return None
-        proxy = self.cache.proxy_for(self.status.node_id, self.status.metadata)
+        try:
+            proxy = self.cache.proxy_for(self.status.node_id, self.status.metadata)
+        except ValueError as err:  # the node id was parsable but the pipeline refuses it
+            self.status.last_error = str(err)
+            log_event(logging.WARNING, None, "REJECT", **self._fields(), reason=err)
+            return None
         if proxy != self.status.proxy:
             self.status.proxy = proxy
             self._warn_unknown(proxy)
@@ -668,10 +671,6 @@ class DeltaStream(_Stream):
         sent = False
         assert self.status is not None
         for send in plan_delta_push(self.status.watches, new):
-            if send.type_url is TypeUrl.ENDPOINT and send.resend:
-                watch = self.status.watches[TypeUrl.ENDPOINT]
-                assert isinstance(watch, DeltaWatch)
-                self.status.watches[TypeUrl.ENDPOINT] = delta_force(watch, send.resend)
             sent = await self._send(send) or sent
         self._started_push(push, sent)
 
