@@ -241,8 +241,9 @@ async def test_invalid_edits_keep_the_last_good_config(
             assert (await http_json(server.http_port, "/debug/config_errors"))["errors"] == []
 
 
+@pytest.mark.parametrize("delta", [False, True], ids=["sotw", "delta"])
 async def test_server_restart_resyncs_without_envoy_restart(
-    manifests: Path, envoys: Callable[..., Envoy], tmp_path: Path
+    manifests: Path, envoys: Callable[..., Envoy], tmp_path: Path, delta: bool
 ) -> None:
     listen = free_port()
     sock = f"unix:{tmp_path}/xds-{listen}.sock"
@@ -251,7 +252,7 @@ async def test_server_restart_resyncs_without_envoy_restart(
         write_spec(mesh, make_spec(listen, ports, [to(("a", 100))]))
         backend = FakeBackend()
         async with discovery(manifests, backend, grpc_address=sock) as first:
-            envoy = envoys(GW, sock)
+            envoy = envoys(GW, sock, delta)
             await envoy.wait_admin()
             await wait_until(lambda: synced(first, "gw-1.istio-system"), what="SYNCED")
             pid = envoy.proc.pid if envoy.proc else 0

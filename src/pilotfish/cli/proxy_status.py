@@ -11,7 +11,8 @@ from typing import Any
 
 import click
 
-from pilotfish.inspect.sync_status import PROFILES, config_diff, matching, nack_lines, status_table
+from pilotfish.inspect.profile import DEFAULT_PROFILE, PROFILES, parse_profile
+from pilotfish.inspect.sync_status import config_diff, matching, nack_lines, status_table
 from pilotfish.model.names import split_pod_ref
 
 TIMEOUT = 5.0
@@ -65,12 +66,12 @@ def get_json(base: str, path: str) -> Any:
     "--discovery-http",
     default="127.0.0.1:15014",
     show_default=True,
-    help="Debug HTTP address of `pilotfish discovery` (host:port, URL or unix:PATH).",
+    help="Debug HTTP address of `pilotfish discovery` (host:port or URL).",
 )
 @click.option(
     "--profile",
     type=click.Choice(PROFILES),
-    default="1.3",
+    default=DEFAULT_PROFILE,
     show_default=True,
     help="Table format: istioctl 1.3, or modern istioctl (CLUSTER/ECDS/ISTIOD columns).",
 )
@@ -90,7 +91,7 @@ def proxy_status(
     if not isinstance(entries, list):
         raise click.ClickException(f"{discovery_http}/debug/syncz returned no list of proxies")
     if pod is None:
-        click.echo(status_table(entries, profile), nl=False)
+        click.echo(status_table(entries, parse_profile(profile)), nl=False)
         return
     ref = pod if namespace is None or "." in pod else f"{pod}.{namespace}"
     selected = matching(entries, ref)
@@ -99,7 +100,7 @@ def proxy_status(
             f"proxy {ref} is not connected to the discovery server at {discovery_http}"
         )
     if admin is None:
-        click.echo(status_table(selected, profile), nl=False)
+        click.echo(status_table(selected, parse_profile(profile)), nl=False)
         for entry in selected:
             for line in nack_lines(entry):
                 click.echo(line)

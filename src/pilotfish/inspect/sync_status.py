@@ -26,9 +26,9 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from pilotfish.inspect.profile import Profile
 from pilotfish.inspect.tabwriter import tabulate
 
-PROFILES = ("1.3", "modern")
 TYPES = ("CDS", "LDS", "EDS", "RDS")
 _FLAT = {"CDS": "cluster", "LDS": "listener", "EDS": "endpoint", "RDS": "route"}
 
@@ -44,7 +44,7 @@ def nonce_status(sent: str, acked: str) -> str:
     return "STALE"
 
 
-def type_status(entry: Mapping[str, Any], short: str, profile: str) -> str:
+def type_status(entry: Mapping[str, Any], short: str, profile: Profile) -> str:
     detail = entry.get("types", {}).get(short)
     status = str(detail.get("status", "")) if isinstance(detail, Mapping) else ""
     if profile == "modern":
@@ -62,7 +62,7 @@ def proxy_version(entry: Mapping[str, Any]) -> str:
     return istio or f"{entry.get('proxy_version', '')}*"
 
 
-def status_table(entries: Sequence[Mapping[str, Any]], profile: str = "1.3") -> str:
+def status_table(entries: Sequence[Mapping[str, Any]], profile: Profile = "1.3") -> str:
     """The proxy-status table, rows sorted by proxy id like istioctl."""
     rows: list[list[str]]
     ordered = sorted(entries, key=lambda e: str(e.get("proxy", "")))
