@@ -11,6 +11,7 @@ import pytest
 from pilotfish.cli.discovery import parse_duration
 from pilotfish.server.push import Burst, DebouncedTrigger, Debouncer
 from pilotfish.sources.files import DirectoryWatcher, scan
+from pilotfish.sources.manifests import manifest_files
 
 
 @pytest.mark.parametrize(
@@ -116,6 +117,27 @@ def test_watcher_sees_writes_renames_and_deletes(tmp_path: Path) -> None:
     assert watcher.unchanged_since([tmp_path / "a.yaml"])
     (tmp_path / "c.yaml").write_text("c: 1\n")
     assert not watcher.unchanged_since([tmp_path / "a.yaml"])
+
+
+def test_scan_finds_exactly_what_the_pipeline_reads(tmp_path: Path) -> None:
+    for rel in (
+        "a.yaml",
+        "b.yml",
+        "c.json",
+        "d.txt",
+        ".e.yaml",
+        "f.yaml~",
+        "sub/g.yaml",
+        ".hid/h.yaml",
+        "sub/.i.yaml",
+        "sub/deeper/j.json",
+    ):
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x: 1\n")
+    files, _ = manifest_files([tmp_path])
+    assert sorted(scan(tmp_path)) == files
+    assert len(files) == 5
 
 
 def test_scan_skips_non_manifests_and_editor_leftovers(tmp_path: Path) -> None:

