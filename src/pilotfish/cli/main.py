@@ -17,6 +17,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("iptables", "pilotfish.cli.iptables:iptables"),
     ("proxy-config", "pilotfish.cli.proxy_config:proxy_config"),
     ("agent", "pilotfish.cli.agent:agent"),
+    ("analyze", "pilotfish.cli.analyze:analyze"),
+    ("trace", "pilotfish.cli.trace:trace"),
     ("discovery", "pilotfish.cli.discovery:discovery"),
     ("proxy-status", "pilotfish.cli.proxy_status:proxy_status"),
 ]

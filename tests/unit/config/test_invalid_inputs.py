@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from pilotfish.cli.main import cli
 from pilotfish.config.diagnostics import Diagnostic
 from pilotfish.pipeline import mesh_from_texts
 
@@ -44,7 +47,7 @@ CASES = [
         "bad-api-version",
         "apiVersion: networking.istio.io/v2\nkind: Gateway\nmetadata: {name: x}\nspec: {}\n",
         1,
-        ["Gateway x", "not served"],
+        ["Gateway default/x", "not served"],
     ),
     (
         "missing-name",
@@ -119,7 +122,7 @@ CASES = [
         "port-out-of-range",
         SVC_HEAD + "  ports:\n  - port: 70000\n",
         7,
-        ["Service web", "spec.ports[0].port", "65535"],
+        ["Service default/web", "spec.ports[0].port", "65535"],
     ),
     (
         "service-field-typo",
@@ -190,3 +193,13 @@ def test_errors_are_collected_across_objects() -> None:
     )
     errors = _diagnostics(text)
     assert [e.origin.line for e in errors if e.origin] == [4, 9]
+
+
+@pytest.mark.parametrize(("text", "line", "fragments"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_offline_cli_reports_and_exits_non_zero(tmp_path: Path, text: str, line: int, fragments: list[str]) -> None:
+    (tmp_path / "case.yaml").write_text(text)
+    result = CliRunner().invoke(cli, ["proxy-config", "listener", "any-pod", "--manifests", str(tmp_path)])
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert f"case.yaml:{line}: error: " in result.output
+    assert "Traceback" not in result.output
