@@ -14,7 +14,6 @@ from typing import Any
 
 import grpc
 import pytest
-from envoy.config.cluster.v3 import cluster_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc
 
 from pilotfish.server.ads import AdsServer, PushRequest, grpc_options
@@ -385,9 +384,3 @@ async def test_delta_cluster_change_forces_eds_resend(h: Harness) -> None:
     assert set(versions) == {A, B}
     assert all(versions[n].split(".")[0] == before[n] and versions[n] != before[n] for n in versions)
     await c.close()
-
-
-def _cluster(response: Any, index: int = 0) -> cluster_pb2.Cluster:
-    cluster = cluster_pb2.Cluster()
-    response.resources[index].Unpack(cluster)
-    return cluster
