@@ -348,3 +348,30 @@ async def _both_seen(traffic: Traffic) -> bool:
 async def _errors(server: DiscoveryServer, text: str) -> bool:
     errors = (await http_json(server.http_port, "/debug/config_errors"))["errors"]
     return any(text in e for e in errors)
+
+
+async def test_live_and_offline_proxy_config_print_the_same_tables(tmp_path: Path) -> None:
+    """`proxy-config` read from the running gateway Envoy equals `proxy-config --manifests` for the same
+    pod, for everything the control plane sends. (The agent here runs without the 15090/15021
+    listeners and with another discovery address, so bootstrap-only rows are filtered out.)"""
+    async with mesh_with_gateway(tmp_path, "delta") as m:
+        manifests = str(m["vs"].parent)
+        listen = m["url"].rsplit(":", 1)[1].strip("/")
+        views = [
+            ["listener", "--port", listen],
+            ["route"],
+            ["cluster", "--direction", "outbound"],
+            ["cluster", "--fqdn", "BlackHoleCluster"],
+            ["endpoint", "--cluster", "outbound|8000||backend-a.default.svc.cluster.local"],
+            ["endpoint", "--cluster", "outbound|8000||backend-b.default.svc.cluster.local"],
+        ]
+        for profile in ("1.3", "modern"):
+            for view in views:
+                common = ["proxy-config", *view, GATEWAY, "--profile", profile]
+                live = await asyncio.to_thread(
+                    CliRunner().invoke, cli, [*common, "--admin", f"unix:{m['admin'].path}"]
+                )
+                offline = await asyncio.to_thread(CliRunner().invoke, cli, [*common, "--manifests", manifests])
+                assert live.exit_code == offline.exit_code == 0, (live.output, offline.output)
+                assert len(live.output.splitlines()) > 1, view
+                assert live.output == offline.output, f"{view} ({profile})"
