@@ -45,15 +45,21 @@ class Backend(Protocol):
 
 
 class PipelineBackend:
-    """`pilotfish.pipeline` behind the `Backend` interface (imported lazily: it is heavy)."""
+    """`pilotfish.pipeline` behind the `Backend` interface (imported lazily: it is heavy).
+
+    Loads go through one `MeshLoader`: unchanged files are not parsed again, and a change that only
+    touches workloads or routing builds on the last snapshot and keeps what was generated for it
+    that the change cannot affect (so a rollout pushes endpoints, not everything, and costs little).
+    """
 
     def __init__(self) -> None:
         import importlib
 
         self._pipeline: Any = importlib.import_module("pilotfish.pipeline")
+        self._loader: Any = self._pipeline.MeshLoader()
 
     def load_mesh(self, paths: Sequence[Path]) -> tuple[MeshLike | None, list[Any]]:
-        mesh, diagnostics = self._pipeline.load_mesh(paths)
+        mesh, diagnostics = self._loader.load(paths)
         return mesh, list(diagnostics)
 
     def resolve_proxy(self, mesh: MeshLike, node_id: str, metadata: Mapping[str, Any]) -> Proxy:

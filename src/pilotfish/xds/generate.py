@@ -138,9 +138,10 @@ def carry_over(previous: Mesh, update: MeshUpdate) -> Mesh:
     route edit every proxy's clusters, endpoints and listeners are the same objects as before, after
     a rollout its clusters, listeners and routes are, except where the changed endpoints reach
     (serialized once, same versions, so only what changed is pushed)."""
-    staleness = _Staleness(previous, update)
+    entries = list(previous.memo.items())  # one step (the server may still generate for `previous`)
+    staleness = _Staleness(previous, update, entries)
     memo = update.mesh.memo
-    for key, value in previous.memo.items():
+    for key, value in entries:
         if staleness.keeps(key, value):
             memo[key] = value
     return update.mesh
@@ -150,7 +151,7 @@ class _Staleness:
     """Decides, entry by entry, what an update leaves valid (`INVALIDATED_BY`, refined for
     endpoint changes: only the ports whose endpoints changed, and the pods serving them)."""
 
-    def __init__(self, previous: Mesh, update: MeshUpdate) -> None:
+    def __init__(self, previous: Mesh, update: MeshUpdate, entries: list[tuple[Any, Any]]) -> None:
         self.groups = update.groups
         self.changed = update.changed_endpoints
         before, after = previous.endpoints, update.mesh.endpoints
