@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,8 +122,9 @@ def rss_mb(pid: int) -> float:
 
 @contextlib.contextmanager
 def discovery(
-    manifests: Path, sock: Path, log_path: Path | None
+    manifests: Path, sock: Path, log_path: Path | None, extra: Sequence[str] = ()
 ) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """`pilotfish discovery` on `manifests` (ADS on unix socket `sock`), with `extra` options."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     proc = subprocess.Popen(
         [
@@ -139,6 +140,7 @@ def discovery(
             "127.0.0.1:0",
             "--log-level",
             "info" if log_path else "warning",
+            *extra,
         ],
         stderr=log_path.open("w") if log_path else subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,

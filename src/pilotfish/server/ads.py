@@ -58,7 +58,14 @@ from pilotfish.server.protocol import (
     sotw_on_sent,
     sotw_version,
 )
-from pilotfish.xds.resources import WILDCARD_TYPES, ProxyResources, Resource, TypeUrl
+from pilotfish.xds.resources import (
+    WILDCARD_TYPES,
+    ProxyResources,
+    Resource,
+    ResourceSet,
+    TypeUrl,
+    pairs_version,
+)
 
 log = logging.getLogger("pilotfish.ads")
 
@@ -126,10 +133,22 @@ class Send:
     """SotW: identical content sent again under a new version. Delta: names in `resend` get one."""
     resend: frozenset[str] = frozenset()
     reason: str = "push"
+    content: str = ""
+    """SotW: `type_content(resources)` when the planner already has it (else computed on send)."""
 
 
 def _changed_clusters(clusters: Iterable[Resource], held: Mapping[str, str]) -> list[Resource]:
     return [r for r in clusters if held.get(r.name) != r.version]
+
+
+def _selected(resources: ResourceSet, names: frozenset[str]) -> tuple[list[Resource], str]:
+    """The resources of a by-name (EDS/RDS) watch, in set order, and their content hash: the set's
+    own cached hash when every resource is wanted (the usual case: proxies of one shape share the
+    set, so the hash is computed once per push, not once per stream)."""
+    selected = [r for r in resources if r.name in names]
+    if len(selected) == len(resources):
+        return selected, resources.content_version()
+    return selected, type_content(selected)
 
 
 def plan_sotw_push(
@@ -142,37 +161,37 @@ def plan_sotw_push(
     sends: list[Send] = []
     cds, eds = watches.get(TypeUrl.CLUSTER), watches.get(TypeUrl.ENDPOINT)
     lds, rds = watches.get(TypeUrl.LISTENER), watches.get(TypeUrl.ROUTE)
-    clusters = list(new.clusters)
     cds_send: Send | None = None
     trailing: Send | None = None
     changed_eds: list[str] = []
-    if isinstance(cds, SotwWatch) and type_content(clusters) != cds.content_sent:
+    if isinstance(cds, SotwWatch) and new.clusters.content_version() != cds.content_sent:
+        clusters = list(new.clusters)
         held_versions = {n: r.version for n, r in held_clusters.items()}
         changed_eds = eds_service_names(_changed_clusters(clusters, held_versions))
         removed = [r for n, r in held_clusters.items() if n not in new.clusters.by_name]
         if removed:
-            trailing = Send(TypeUrl.CLUSTER, clusters, reason="remove-clusters")
+            trailing = Send(
+                TypeUrl.CLUSTER, clusters, reason="remove-clusters", content=new.clusters.content_version()
+            )
             union = clusters + removed
             if type_content(union) != cds.content_sent:
                 cds_send = Send(TypeUrl.CLUSTER, union, reason="push-keep-removed")
         else:
-            cds_send = Send(TypeUrl.CLUSTER, clusters)
+            cds_send = Send(TypeUrl.CLUSTER, clusters, content=new.clusters.content_version())
     if cds_send is not None:
         sends.append(cds_send)
     if isinstance(eds, SotwWatch):
-        names = eds.names | frozenset(changed_eds)
-        subset = [r for r in new.endpoints if r.name in names]
+        subset, content = _selected(new.endpoints, eds.names | frozenset(changed_eds))
         force = bool(changed_eds) and cds_send is not None
-        if force or type_content(subset) != eds.content_sent:
-            sends.append(Send(TypeUrl.ENDPOINT, subset, force=force, reason="after-cds" if force else "push"))
-    if isinstance(lds, SotwWatch):
-        listeners = list(new.listeners)
-        if type_content(listeners) != lds.content_sent:
-            sends.append(Send(TypeUrl.LISTENER, listeners))
+        if force or content != eds.content_sent:
+            reason = "after-cds" if force else "push"
+            sends.append(Send(TypeUrl.ENDPOINT, subset, force=force, reason=reason, content=content))
+    if isinstance(lds, SotwWatch) and new.listeners.content_version() != lds.content_sent:
+        sends.append(Send(TypeUrl.LISTENER, list(new.listeners), content=new.listeners.content_version()))
     if isinstance(rds, SotwWatch):
-        routes = [r for r in new.routes if r.name in rds.names]
-        if type_content(routes) != rds.content_sent:
-            sends.append(Send(TypeUrl.ROUTE, routes))
+        routes, content = _selected(new.routes, rds.names)
+        if content != rds.content_sent:
+            sends.append(Send(TypeUrl.ROUTE, routes, content=content))
     if trailing is not None:
         if len(sends) == 1 and sends[0] is cds_send:
             sends = [trailing]  # nothing else moves: remove at once
@@ -491,26 +510,27 @@ class SotwStream(_Stream):
         assert self.status is not None
         watch = self.status.watches[type_url]
         assert isinstance(watch, SotwWatch)
-        selected = list(resources.of(type_url))
-        if not watch.wildcard:
-            selected = [r for r in selected if r.name in watch.names]
+        whole = resources.of(type_url)
+        if watch.wildcard:
+            selected, content = list(whole), whole.content_version()
+        else:
+            selected, content = _selected(whole, watch.names)
         changed_eds: list[str] = []
         if type_url is TypeUrl.CLUSTER:
             held = {n: r.version for n, r in self.held_clusters.items()}
             changed_eds = eds_service_names(_changed_clusters(selected, held))
-        await self._send(Send(type_url, selected, reason=reason))
+        await self._send(Send(type_url, selected, reason=reason, content=content))
         eds = self.status.watches.get(TypeUrl.ENDPOINT)
         if changed_eds and isinstance(eds, SotwWatch):
-            names = eds.names | frozenset(changed_eds)
-            subset = [r for r in resources.endpoints if r.name in names]
-            await self._send(Send(TypeUrl.ENDPOINT, subset, force=True, reason="after-cds"))
+            subset, content = _selected(resources.endpoints, eds.names | frozenset(changed_eds))
+            await self._send(Send(TypeUrl.ENDPOINT, subset, force=True, reason="after-cds", content=content))
 
     async def _send(self, send: Send) -> bool:
         assert self.status is not None
         type_url = send.type_url
         watch = self.status.watches[type_url]
         assert isinstance(watch, SotwWatch)
-        content = type_content(send.resources)
+        content = send.content or type_content(send.resources)
         version = sotw_version(content, watch, send.force)
         nonce = self._next_nonce()
         response = discovery_pb2.DiscoveryResponse(
@@ -548,6 +568,10 @@ class SotwStream(_Stream):
 
 class DeltaStream(_Stream):
     flavor = "delta"
+
+    def __init__(self, server: AdsServer, context: grpc.aio.ServicerContext) -> None:
+        super().__init__(server, context)
+        self._planned: dict[str, _Planned] = {}
 
     async def _handle(self, request: discovery_pb2.DeltaDiscoveryRequest) -> None:
         if self.status is None and not await self._open(request.node):
@@ -625,9 +649,11 @@ class DeltaStream(_Stream):
         watch = self.status.watches[type_url]
         assert isinstance(watch, DeltaWatch)
         nonce = self._next_nonce()
-        held = {n: v for n, v in watch.known.items() if n not in send.removed}
-        held.update((r.name, r.version) for r in send.resources)
-        system_version = type_content(_ByName(n, v) for n, v in sorted(held.items()))
+        removed = frozenset(send.removed)
+        held = {n: v for n, v in watch.known.items() if n not in removed} if removed else dict(watch.known)
+        sent = {r.name: r.version for r in send.resources}
+        held.update(sent)
+        system_version = held_version(held)
         response = discovery_pb2.DeltaDiscoveryResponse(
             system_version_info=system_version,
             type_url=type_url.value,
@@ -656,10 +682,11 @@ class DeltaStream(_Stream):
             watch,
             nonce,
             system_version,
-            {r.name: r.version for r in send.resources},
+            sent,
             send.removed,
             time.time(),
             resent=bool(send.resend),
+            known=held,
         )
         return True
 
@@ -670,17 +697,50 @@ class DeltaStream(_Stream):
         self.snapshot = new
         sent = False
         assert self.status is not None
-        for send in plan_delta_push(self.status.watches, new):
+        watches = self._maybe_changed(new)
+        for send in plan_delta_push(watches, new):
             sent = await self._send(send) or sent
+        for type_url in watches:
+            watch = self.status.watches[type_url]
+            assert isinstance(watch, DeltaWatch)
+            self._planned[type_url] = _Planned(watch, new.of(TypeUrl(type_url)).versions())
         self._started_push(push, sent)
+
+    def _maybe_changed(self, new: ProxyResources) -> dict[str, SotwWatch | DeltaWatch]:
+        """The watches a push must plan for: not those whose client holdings and resources are the
+        very objects the last plan left in sync (a route edit leaves this proxy's clusters,
+        endpoints and listeners as they were; comparing their thousand versions again is waste)."""
+        assert self.status is not None
+        quiet = {t for t, w in self.status.watches.items() if self._still_synced(t, w, new)}
+        if TypeUrl.CLUSTER.value not in quiet:
+            quiet.discard(TypeUrl.ENDPOINT.value)  # changed clusters may force their endpoints again
+        return {t: w for t, w in self.status.watches.items() if t not in quiet}
+
+    def _still_synced(self, type_url: str, watch: SotwWatch | DeltaWatch, new: ProxyResources) -> bool:
+        planned = self._planned.get(type_url)
+        if planned is None or not isinstance(watch, DeltaWatch) or watch.pending or type_url not in SUPPORTED:
+            return False
+        last = planned.watch
+        return (
+            watch.known is last.known
+            and watch.names is last.names
+            and watch.wildcard == last.wildcard
+            and new.of(TypeUrl(type_url)).versions() is planned.versions
+        )
 
 
 @dataclass(frozen=True, slots=True)
-class _ByName:
-    """A (name, version) pair shaped like a Resource for `type_content`."""
+class _Planned:
+    """What a delta stream's last push left in sync for one type: the watch and the versions."""
 
-    name: str
-    version: str
+    watch: DeltaWatch
+    versions: Mapping[str, str]
+
+
+def held_version(held: Mapping[str, str]) -> str:
+    """A delta response's `system_version_info`: the content hash of everything the client holds
+    after it, by name (the same hash `type_content` gives those names and versions, sorted)."""
+    return pairs_version(sorted(held.items()))
 
 
 class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]
@@ -772,9 +832,14 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
                 finished, _ = await asyncio.wait({done}, timeout=self.push_timeout)
                 if not finished:
                     status = stream.status
-                    log_event(logging.WARNING, None, "SLOW", node=status.proxy_id if status else "?",
-                              conn=status.conn_id if status else "?",
-                              reason=f"push not done after {self.push_timeout}s; moving on")
+                    log_event(
+                        logging.WARNING,
+                        None,
+                        "SLOW",
+                        node=status.proxy_id if status else "?",
+                        conn=status.conn_id if status else "?",
+                        reason=f"push not done after {self.push_timeout}s; moving on",
+                    )
             else:
                 if self._latest is push:
                     self._latest = None

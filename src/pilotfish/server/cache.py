@@ -13,40 +13,33 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
 
 from pilotfish.model.proxy import Proxy
 from pilotfish.server.backend import Backend, MeshLike
 from pilotfish.server.protocol import DeltaWatch, SotwWatch, SyncStatus, sync_status
-from pilotfish.xds.resources import ProxyResources, Resource, ResourceSet, TypeUrl
+from pilotfish.xds.resources import (
+    ProxyResources,
+    Resource,
+    ResourceSet,
+    TypeUrl,
+    Versioned,
+    content_version,
+)
 
 TEST_REJECT_CLUSTER = "pilotfish-test-reject"
 """Name of the cluster the test hook adds; its negative connect timeout makes Envoy NACK the CDS."""
 
 
-class Named(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def version(self) -> str: ...
-
-
-def type_content(resources: Iterable[Named]) -> str:
-    """Content hash of a list of resources: what SotW uses as `version_info`."""
-    digest = hashlib.blake2b(digest_size=8)
-    for resource in resources:
-        digest.update(resource.name.encode())
-        digest.update(b"\0")
-        digest.update(resource.version.encode())
-        digest.update(b"\n")
-    return digest.hexdigest()
+def type_content(resources: Iterable[Versioned]) -> str:
+    """Content hash of a list of resources: what SotW uses as `version_info` (the one format is
+    `xds.resources.content_version`; whole sets have it cached: `ResourceSet.content_version`)."""
+    return content_version(resources)
 
 
 def eds_service_names(clusters: Iterable[Resource]) -> list[str]:

@@ -360,10 +360,14 @@ def delta_on_sent(
     removed: Sequence[str],
     now: float,
     resent: bool = False,
+    known: Mapping[str, str] | None = None,
 ) -> DeltaWatch:
-    """Record a delta response: the client now holds `sent` (content versions) and not `removed`."""
-    known = {n: v for n, v in watch.known.items() if n not in removed}
-    known.update(sent)
+    """Record a delta response: the client now holds `sent` (content versions) and not `removed`.
+    `known`: those holdings when the caller already computed them (for the system version)."""
+    if known is None:
+        holdings = {n: v for n, v in watch.known.items() if n not in removed}
+        holdings.update(sent)
+        known = holdings
     return replace(
         watch,
         known=known,

@@ -18,7 +18,7 @@ import enum
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
@@ -99,17 +99,33 @@ def _type_url(message_type: type[Message]) -> str:
     return url
 
 
-def content_version(resources: Iterable[Resource]) -> str:
+class Versioned(Protocol):
+    """Anything with a resource name and a content version (a `Resource`, or the server's record
+    of what a client holds)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+
+def content_version(resources: Iterable[Versioned]) -> str:
     """A hash of names and content versions, in order: a SotW `version_info` for these resources
     (equal content, equal version, across proxies, pushes and server restarts)."""
+    return pairs_version((r.name, r.version) for r in resources)
+
+
+def pairs_version(pairs: Iterable[tuple[str, str]]) -> str:
+    """`content_version` of (name, version) pairs."""
     digest = hashlib.blake2b(digest_size=8)
-    _hash_into(digest, resources)
+    _hash_into(digest, pairs)
     return digest.hexdigest()
 
 
-def _hash_into(digest: Any, resources: Iterable[Resource]) -> None:
+def _hash_into(digest: Any, pairs: Iterable[tuple[str, str]]) -> None:
     """Feeds `<name>\\0<version>\\n` per resource (one update: per-resource calls cost more)."""
-    digest.update("".join(f"{r.name}\0{r.version}\n" for r in resources).encode())
+    digest.update("".join(f"{name}\0{version}\n" for name, version in pairs).encode())
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,10 +187,10 @@ class ResourceSet:
         if digest is None:
             if self.base is not None:
                 digest = self.base._digest().copy()
-                _hash_into(digest, self.own)
+                _hash_into(digest, ((r.name, r.version) for r in self.own))
             else:
                 digest = hashlib.blake2b(digest_size=8)
-                _hash_into(digest, self.by_name.values())
+                _hash_into(digest, ((r.name, r.version) for r in self.by_name.values()))
             self._derived["digest"] = digest
         return digest
 

@@ -1,0 +1,185 @@
+"""Simulated Envoys for the convergence and memory tiers: grpc.aio ADS clients, SotW or delta, that
+subscribe and ACK the way Envoy 1.40 does (envoy-runtime-notes.md §1-2).
+
+- SotW: CDS and LDS as wildcards; EDS for the EDS clusters a CDS response names, RDS for the route
+  names the listeners' connection managers name (asked again when those names change); every
+  response ACKed with its version and nonce.
+- Delta: the same subscriptions as delta requests (wildcard CDS/LDS, EDS/RDS by name), every
+  response ACKed by nonce.
+
+Each client records, per response, when it was ACKed (wall clock): a change's convergence for a
+proxy is its last ACK after the change. Nothing is polled on the server while a change propagates
+(polling `/debug/syncz` costs the server more than the pushes it measures).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from google.protobuf import any_pb2
+
+CDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+EDS = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+LDS = "type.googleapis.com/envoy.config.listener.v3.Listener"
+RDS = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+HCM = "type.googleapis.com/" + http_connection_manager_pb2.HttpConnectionManager.DESCRIPTOR.full_name
+STREAMS_PER_CHANNEL = 25
+
+
+def eds_names(clusters: Iterable[any_pb2.Any]) -> list[str]:
+    names = []
+    for packed in clusters:
+        cluster = cluster_pb2.Cluster()
+        packed.Unpack(cluster)
+        if cluster.type == cluster_pb2.Cluster.EDS:
+            names.append(cluster.eds_cluster_config.service_name or cluster.name)
+    return names
+
+
+def rds_names(listeners: Iterable[any_pb2.Any]) -> list[str]:
+    names = set()
+    for packed in listeners:
+        listener = listener_pb2.Listener()
+        packed.Unpack(listener)
+        for chain in [*listener.filter_chains, listener.default_filter_chain]:
+            for network_filter in chain.filters:
+                if network_filter.typed_config.type_url == HCM:
+                    manager = http_connection_manager_pb2.HttpConnectionManager()
+                    network_filter.typed_config.Unpack(manager)
+                    if manager.HasField("rds"):
+                        names.add(manager.rds.route_config_name)
+    return sorted(names)
+
+
+@dataclass
+class FakeEnvoy:
+    """One simulated proxy: its node id, flavour, and the ACK times of every response it got."""
+
+    node_id: str
+    delta: bool
+    acks: list[tuple[str, float]] = field(default_factory=list)
+    """(type URL, wall time of the ACK), in order."""
+    names: dict[str, list[str]] = field(default_factory=lambda: {EDS: [], RDS: []})
+
+    def last_ack_after(self, when: float) -> float | None:
+        times = [t for _, t in self.acks if t >= when]
+        return max(times) if times else None
+
+    async def run(self, channel: grpc.aio.Channel, stop: asyncio.Event) -> None:
+        stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+        try:
+            if self.delta:
+                await self._delta(stub.DeltaAggregatedResources(), stop)
+            else:
+                await self._sotw(stub.StreamAggregatedResources(), stop)
+        except (grpc.aio.AioRpcError, asyncio.CancelledError):
+            return
+
+    async def _sotw(self, call: grpc.aio.StreamStreamCall, stop: asyncio.Event) -> None:
+        first = discovery_pb2.DiscoveryRequest(type_url=CDS)
+        first.node.id = self.node_id
+        await call.write(first)
+        await call.write(discovery_pb2.DiscoveryRequest(type_url=LDS))
+        try:
+            while not stop.is_set():
+                response = await call.read()
+                if response is grpc.aio.EOF:
+                    return
+                kind = response.type_url
+                follow = self._follow_up(kind, response.resources, merge=False)
+                await call.write(
+                    discovery_pb2.DiscoveryRequest(
+                        type_url=kind,
+                        version_info=response.version_info,
+                        response_nonce=response.nonce,
+                        resource_names=self.names.get(kind, []),
+                    )
+                )
+                self.acks.append((kind, time.time()))
+                if follow is not None:
+                    child, _ = follow
+                    await call.write(
+                        discovery_pb2.DiscoveryRequest(type_url=child, resource_names=self.names[child])
+                    )
+        finally:
+            call.cancel()
+
+    async def _delta(self, call: grpc.aio.StreamStreamCall, stop: asyncio.Event) -> None:
+        first = discovery_pb2.DeltaDiscoveryRequest(type_url=CDS)
+        first.node.id = self.node_id
+        await call.write(first)
+        await call.write(discovery_pb2.DeltaDiscoveryRequest(type_url=LDS))
+        try:
+            while not stop.is_set():
+                response = await call.read()
+                if response is grpc.aio.EOF:
+                    return
+                kind = response.type_url
+                follow = self._follow_up(kind, [r.resource for r in response.resources], merge=True)
+                await call.write(
+                    discovery_pb2.DeltaDiscoveryRequest(type_url=kind, response_nonce=response.nonce)
+                )
+                self.acks.append((kind, time.time()))
+                if follow is not None:
+                    child, added = follow
+                    await call.write(
+                        discovery_pb2.DeltaDiscoveryRequest(type_url=child, resource_names_subscribe=added)
+                    )
+        finally:
+            call.cancel()
+
+    def _follow_up(
+        self, kind: str, resources: Iterable[any_pb2.Any], merge: bool
+    ) -> tuple[str, list[str]] | None:
+        """After CDS/LDS: the child type (EDS/RDS) and the names new to it, when its names changed.
+        Delta responses carry only changed resources, so delta clients `merge` (never unsubscribe)."""
+        if kind not in (CDS, LDS):
+            return None
+        child = EDS if kind == CDS else RDS
+        found = eds_names(resources) if kind == CDS else rds_names(resources)
+        old = self.names[child]
+        wanted = sorted(set(old) | set(found)) if merge else found
+        if wanted == old:
+            return None
+        self.names[child] = wanted
+        return child, sorted(set(wanted) - set(old))
+
+
+@contextlib.asynccontextmanager
+async def fleet(sock: Path, clients: list[FakeEnvoy]) -> AsyncIterator[list[FakeEnvoy]]:
+    """Run `clients` against the ADS server on unix socket `sock` until the block ends."""
+    stop = asyncio.Event()
+    channels = [
+        grpc.aio.insecure_channel(f"unix:{sock}") for _ in range(max(1, len(clients) // STREAMS_PER_CHANNEL))
+    ]
+    tasks = [asyncio.create_task(c.run(channels[i % len(channels)], stop)) for i, c in enumerate(clients)]
+    try:
+        yield clients
+    finally:
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for channel in channels:
+            await channel.close()
+
+
+async def quiet(clients: list[FakeEnvoy], since: float, settle: float = 0.3, timeout: float = 60.0) -> bool:
+    """Wait until every client has ACKed something after `since` and none has for `settle` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await asyncio.sleep(settle / 3)
+        lasts = [c.last_ack_after(since) for c in clients]
+        if all(t is not None for t in lasts) and time.time() - max(t for t in lasts if t) >= settle:
+            return True
+    return False
