@@ -14,9 +14,8 @@ from typing import Any
 
 import grpc
 import pytest
-from envoy.service.discovery.v3 import ads_pb2_grpc
 
-from pilotfish.server.ads import AdsServer, PushRequest, grpc_options
+from pilotfish.server.ads import AdsServer, PushRequest, add_ads_service, grpc_options
 from pilotfish.server.cache import XdsCache
 from pilotfish.server.metrics import Metrics, render
 from pilotfish.server.protocol import SyncStatus
@@ -65,7 +64,7 @@ async def _harness(max_send: int = 32 * 1024 * 1024) -> AsyncIterator[Harness]:
     metrics = Metrics()
     ads = AdsServer(cache, metrics, max_send_bytes=max_send, server_id="test")
     server = grpc.aio.server(options=grpc_options(max_send))
-    ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(ads, server)
+    add_ads_service(ads, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")

@@ -28,7 +28,7 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +88,57 @@ def grpc_options(max_send_bytes: int = DEFAULT_MAX_SEND_BYTES) -> list[tuple[str
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ]
+
+
+class ResponseBodies:
+    """Serialized response bodies (all but version and nonce) by what they contain.
+
+    A push sends the same resources to many streams (every proxy of a shape shares its sets), so
+    the resources are packed into a response and serialized once, and each stream's response is
+    its own few bytes of version and nonce followed by that body: protobuf parses concatenated
+    encodings as one message, and the fields do not overlap. Keys say exactly what a body holds
+    (type, names and versions in order, removals), so a body never goes stale; the oldest are
+    dropped beyond `limit` bytes.
+    """
+
+    def __init__(self, limit: int = 64 * 1024 * 1024) -> None:
+        self.limit = limit
+        self._bodies: dict[Any, bytes] = {}
+        self._bytes = 0
+
+    def get(self, key: Any, build: Callable[[], bytes]) -> bytes:
+        body = self._bodies.get(key)
+        if body is None:
+            body = build()
+            self._bodies[key] = body
+            self._bytes += len(body)
+            while self._bytes > self.limit and len(self._bodies) > 1:
+                oldest = next(iter(self._bodies))
+                self._bytes -= len(self._bodies.pop(oldest))
+        return body
+
+
+def add_ads_service(servicer: AdsServer, server: grpc.aio.Server) -> None:
+    """Register the ADS service on `server`. Like the generated `add_..._to_server`, except that
+    responses may also be written already serialized (bytes), which `ResponseBodies` relies on."""
+    service = "envoy.service.discovery.v3.AggregatedDiscoveryService"
+    handlers = {
+        "StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(
+            servicer.StreamAggregatedResources,
+            request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
+            response_serializer=_serialized,
+        ),
+        "DeltaAggregatedResources": grpc.stream_stream_rpc_method_handler(
+            servicer.DeltaAggregatedResources,
+            request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
+            response_serializer=_serialized,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+
+
+def _serialized(response: Any) -> bytes:
+    return response if isinstance(response, bytes) else bytes(response.SerializeToString())
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,10 +445,11 @@ class _Stream:
         assert self.status is not None
         return {"node": self.status.proxy_id, "conn": self.status.conn_id}
 
-    async def _write(self, type_url: str, response: Any, summary: dict[str, object]) -> bool:
-        """Send one response unless it exceeds the send limit (then report it and send nothing)."""
+    async def _write(self, type_url: str, response: bytes, summary: dict[str, object]) -> bool:
+        """Send one serialized response unless it exceeds the send limit (then report it and send
+        nothing)."""
         assert self.status is not None
-        size = response.ByteSize()
+        size = len(response)
         kind = short(type_url).lower()
         if size > self.server.max_send_bytes:
             self.metrics.oversized.labels(kind).inc()
@@ -533,12 +585,11 @@ class SotwStream(_Stream):
         content = send.content or type_content(send.resources)
         version = sotw_version(content, watch, send.force)
         nonce = self._next_nonce()
-        response = discovery_pb2.DiscoveryResponse(
-            version_info=version,
-            type_url=type_url.value,
-            nonce=nonce,
-            resources=[r.any for r in send.resources],
-            control_plane=self.server.control_plane,
+        body = self.server.bodies.get(
+            (type_url, content), lambda: self.server.sotw_body(type_url, send.resources)
+        )
+        response = (
+            discovery_pb2.DiscoveryResponse(version_info=version, nonce=nonce).SerializeToString() + body
         )
         summary = {
             "version": version,
@@ -654,21 +705,11 @@ class DeltaStream(_Stream):
         sent = {r.name: r.version for r in send.resources}
         held.update(sent)
         system_version = held_version(held)
-        response = discovery_pb2.DeltaDiscoveryResponse(
-            system_version_info=system_version,
-            type_url=type_url.value,
-            nonce=nonce,
-            resources=[
-                discovery_pb2.Resource(
-                    name=r.name,
-                    version=delta_wire_version(r.version, r.name in send.resend, watch),
-                    resource=r.any,
-                )
-                for r in send.resources
-            ],
-            removed_resources=send.removed,
-            control_plane=self.server.control_plane,
-        )
+        wire = [(r, delta_wire_version(r.version, r.name in send.resend, watch)) for r in send.resources]
+        key = (type_url, tuple((r.name, v) for r, v in wire), tuple(send.removed))
+        body = self.server.bodies.get(key, lambda: self.server.delta_body(type_url, wire, send.removed))
+        head = discovery_pb2.DeltaDiscoveryResponse(system_version_info=system_version, nonce=nonce)
+        response = head.SerializeToString() + body
         summary = {
             "version": system_version,
             "nonce": nonce,
@@ -759,11 +800,31 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
         self.max_send_bytes = max_send_bytes
         self.server_id = server_id
         self.control_plane = base_pb2.ControlPlane(identifier=server_id)
+        self.bodies = ResponseBodies()
         self.streams: dict[str, _Stream] = {}
         self.push_timeout = push_timeout
         self._latest: PushRequest | None = None
         self._wake = asyncio.Event()
         self._pusher: asyncio.Task[None] | None = None
+
+    def sotw_body(self, type_url: TypeUrl, resources: Iterable[Resource]) -> bytes:
+        """Everything of a SotW response but its version and nonce, serialized."""
+        response = discovery_pb2.DiscoveryResponse(
+            type_url=type_url.value, resources=[r.any for r in resources], control_plane=self.control_plane
+        )
+        return bytes(response.SerializeToString())
+
+    def delta_body(
+        self, type_url: TypeUrl, wire: Iterable[tuple[Resource, str]], removed: Iterable[str]
+    ) -> bytes:
+        """Everything of a delta response but its system version and nonce, serialized."""
+        response = discovery_pb2.DeltaDiscoveryResponse(
+            type_url=type_url.value,
+            resources=[discovery_pb2.Resource(name=r.name, version=v, resource=r.any) for r, v in wire],
+            removed_resources=removed,
+            control_plane=self.control_plane,
+        )
+        return bytes(response.SerializeToString())
 
     async def StreamAggregatedResources(
         self,

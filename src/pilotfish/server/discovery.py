@@ -18,9 +18,8 @@ from typing import Any
 
 import grpc
 from aiohttp import web
-from envoy.service.discovery.v3 import ads_pb2_grpc
 
-from pilotfish.server.ads import DEFAULT_MAX_SEND_BYTES, AdsServer, PushRequest, grpc_options
+from pilotfish.server.ads import DEFAULT_MAX_SEND_BYTES, AdsServer, PushRequest, add_ads_service, grpc_options
 from pilotfish.server.backend import Backend
 from pilotfish.server.cache import XdsCache
 from pilotfish.server.debug import make_app
@@ -102,7 +101,7 @@ class DiscoveryServer:
 
     async def _start_grpc(self) -> None:
         server = grpc.aio.server(options=grpc_options(self.config.max_send_bytes))
-        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(self.ads, server)
+        add_ads_service(self.ads, server)
         address = self.config.grpc_address
         if address.startswith("unix:"):
             path = address.removeprefix("unix:")
