@@ -6,6 +6,7 @@ compared by name and serialized bytes against `mesh_from_texts` on the same text
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 
 from pilotfish.gcpause import gc_paused
@@ -208,6 +209,28 @@ def test_a_generated_snapshot_has_no_reference_cycles() -> None:
         _all_config(mesh)
         del mesh
         assert gc.collect() == 0
+
+
+def test_renumbering_keeps_everything_but_the_order() -> None:
+    obj = _from_scratch(_texts()).objects[3]
+    assert [f.name for f in dataclasses.fields(obj)] == [
+        "group",
+        "version",
+        "kind",
+        "name",
+        "namespace",
+        "spec",
+        "origin",
+        "order",
+        "labels",
+        "annotations",
+        "namespace_given",
+        "document",
+    ]  # a new field must be copied by `with_order` and compared by `same_but_order`
+    moved = obj.with_order(obj.order + 7)
+    assert moved == dataclasses.replace(obj, order=obj.order + 7) and moved.document is obj.document
+    assert obj.same_but_order(moved) and moved != obj
+    assert not obj.same_but_order(dataclasses.replace(moved, labels={"x": "y"}))
 
 
 def test_gc_pause_nests_and_restores() -> None:

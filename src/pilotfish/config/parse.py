@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -79,7 +79,7 @@ def parse_manifests(
             )
         file_objects, file_diagnostics = cached
         if file_objects and file_objects[0].order != len(objects):  # an earlier file changed size
-            file_objects = [replace(obj, order=len(objects) + i) for i, obj in enumerate(file_objects)]
+            file_objects = [obj.with_order(len(objects) + i) for i, obj in enumerate(file_objects)]
         if cache is not None:
             cache.put(file, text, file_objects, file_diagnostics)
         objects.extend(file_objects)

@@ -151,7 +151,7 @@ def _changed_kinds(before: Sequence[ConfigObject], after: Sequence[ConfigObject]
     changed = {key[0] for key in old.keys() ^ new.keys()}
     for key in old.keys() & new.keys():
         a, b = old[key], new[key]
-        if a is not b and replace(a, order=b.order) != b:
+        if a is not b and not a.same_but_order(b):
             changed.add(key[0])
     stable_before = [obj.key for obj in before if obj.kind not in changed]
     stable_after = [obj.key for obj in after if obj.kind not in changed]
