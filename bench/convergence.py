@@ -153,6 +153,7 @@ async def _rounds(
 ) -> list[Figure]:
     total = setup.clients + setup.envoys
     started = time.time()
+    await quiet(clients, started, settle=0.5, timeout=120)  # without polling syncz meanwhile
     await synced(session, port, total)
     figures = [Figure(f"convergence.{setup.clients}.initial_sync", time.time() - started, "s")]
     idle_from, idle_cpu = time.monotonic(), cpu_seconds(pid)

@@ -71,6 +71,8 @@ log = logging.getLogger("pilotfish.ads")
 
 MAX_RECEIVE_BYTES = 4 * 1024 * 1024
 """Istio's gRPC receive limit (a delta reconnect with very many names can exceed it; see A2/E)."""
+PUSH_WINDOW = 8
+"""Streams a push round works on at once (see `AdsServer._push_round`)."""
 DEFAULT_MAX_SEND_BYTES = 32 * 1024 * 1024
 """Our send limit: above Istio's 10 MB "strain" mark, below its 40 MB upper bound. Larger responses
 are reported (log, metric, syncz) instead of being sent and failing the stream."""
@@ -865,10 +867,11 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
     def push_all(self, push: PushRequest) -> int:
         """Move every stream to the current mesh; each pushes only what changed for it.
 
-        Streams are pushed one after another by a single pusher task (Istio: one push in flight):
-        generating a proxy's config is CPU work on this loop, and pushing streams one at a time lets
-        each proxy get its config as soon as it is built, with ACKs handled in between, instead of
-        every proxy waiting until all have been generated. A newer push restarts the round.
+        Streams are pushed by a single pusher task, a few at a time (Istio: a bounded number of
+        pushes in flight): generating a proxy's config is CPU work on this loop, and pushing streams
+        a few at a time lets each proxy get its config as soon as it is built, with ACKs handled in
+        between, instead of every proxy waiting until all have been generated. A newer push
+        restarts the round.
         """
         self._latest = push
         self._wake.set()
@@ -884,26 +887,50 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
             push = self._latest
             if push is None:
                 continue
-            for stream in list(self.streams.values()):
-                if self._latest is not push:
-                    break  # a newer mesh: start over, every stream needs that one
-                done = stream.request_push(push)
-                # asyncio.wait, not wait_for: wait_for in 3.11 can swallow a cancellation that races
-                # with the future completing, which would leave close() waiting forever.
-                finished, _ = await asyncio.wait({done}, timeout=self.push_timeout)
-                if not finished:
-                    status = stream.status
-                    log_event(
-                        logging.WARNING,
-                        None,
-                        "SLOW",
-                        node=status.proxy_id if status else "?",
-                        conn=status.conn_id if status else "?",
-                        reason=f"push not done after {self.push_timeout}s; moving on",
-                    )
-            else:
-                if self._latest is push:
-                    self._latest = None
+            if await self._push_round(push) and self._latest is push:
+                self._latest = None
+
+    async def _push_round(self, push: PushRequest) -> bool:
+        """Ask every stream to move to `push`, at most `PUSH_WINDOW` at a time; False when a newer
+        push arrived first (the streams asked so far finish on their own; the rest get the newer).
+
+        A small window keeps the property of pushing one stream after another (each proxy gets its
+        config as soon as it is built, ACKs are handled in between) while the loop has other
+        streams' work to do when one waits for its write to complete.
+        """
+        in_flight: dict[asyncio.Future[None], _Stream] = {}
+        for stream in list(self.streams.values()):
+            if self._latest is not push:
+                return False
+            if len(in_flight) >= PUSH_WINDOW:
+                await self._settle_one(in_flight)
+            in_flight[stream.request_push(push)] = stream
+        while in_flight:
+            await self._settle_one(in_flight)
+        return True
+
+    async def _settle_one(self, in_flight: dict[asyncio.Future[None], _Stream]) -> None:
+        """Wait until one in-flight push is done; one still running after `push_timeout` is
+        reported and no longer waited for."""
+        # asyncio.wait, not wait_for: wait_for in 3.11 can swallow a cancellation that races with
+        # the future completing, which would leave close() waiting forever.
+        done, _ = await asyncio.wait(
+            set(in_flight), timeout=self.push_timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        for future in done:
+            in_flight.pop(future, None)
+        if done:
+            return
+        future = next(iter(in_flight))
+        status = in_flight.pop(future).status
+        log_event(
+            logging.WARNING,
+            None,
+            "SLOW",
+            node=status.proxy_id if status else "?",
+            conn=status.conn_id if status else "?",
+            reason=f"push not done after {self.push_timeout}s; moving on",
+        )
 
     async def close(self) -> None:
         """Stop the pusher task (server shutdown)."""
