@@ -15,6 +15,9 @@ import pilotfish
 # (command name, "module:attribute") - imported lazily so `pilotfish iptables` does not pay for grpc.
 COMMANDS: list[tuple[str, str]] = [
     ("iptables", "pilotfish.cli.iptables:iptables"),
+    ("up", "pilotfish.cli.sandbox:up"),
+    ("down", "pilotfish.cli.sandbox:down"),
+    ("logs", "pilotfish.cli.sandbox:logs"),
 ]
 
 
