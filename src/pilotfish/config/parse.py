@@ -138,8 +138,10 @@ def _validate_model(
 def _diagnostics_from(
     exc: ValidationError, data: Any, document: Document, prefix: Path, ref: ResourceRef, kind: str
 ) -> list[Diagnostic]:
-    """One diagnostic per distinct field path (pydantic reports every branch of a union)."""
+    """One diagnostic per distinct field path (pydantic reports every branch of a union); a missing
+    field whose misspelling is also present is reported once, as the misspelling."""
     seen: set[Path] = set()
+    missing: dict[Path, Diagnostic] = {}
     result: list[Diagnostic] = []
     for err in exc.errors(include_url=False):
         loc = _data_path(data, tuple(err["loc"]), err["type"])
@@ -150,9 +152,19 @@ def _diagnostics_from(
         where = document.origin_of(full)
         if err["type"] == "extra_forbidden":
             result.append(_extra_field(full, loc, ref, where, kind))
+        elif err["type"] == "missing" and full:
+            missing[full] = error(SCHEMA, f"field {full[-1]!r} is required", ref, where, _format_path(full))
+            result.append(missing[full])
         else:
             result.append(error(SCHEMA, _clean_message(err["msg"]), ref, where, _format_path(full)))
-    return result
+    misspelt = {d.path.rsplit(".", 1)[0] + "." + s for d in result for s in _suggested(d.message)}
+    return [d for d in result if not (d in missing.values() and d.path in misspelt)]
+
+
+def _suggested(message: str) -> list[str]:
+    """The field named by a "did you mean 'x'?" hint."""
+    marker = "did you mean '"
+    return [message.split(marker, 1)[1].split("'", 1)[0]] if marker in message else []
 
 
 def _data_path(data: Any, loc: tuple[Any, ...], err_type: str) -> Path:

@@ -261,6 +261,7 @@ def _k8s_endpoints(
 ) -> dict[tuple[str, int], tuple[Endpoint, ...]]:
     given = {(o.namespace, o.name): o.spec for o in endpoint_objects}
     by_ip = {w.ip: w for w in workloads}
+    by_label = _label_index(workloads)
     result: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
     for service in services:
         explicit = given.get((service.namespace, service.name))
@@ -272,7 +273,7 @@ def _k8s_endpoints(
             elif service.resolution is Resolution.DNS_LB:
                 eps = [Endpoint(service.hostname, port.port, port.name)]
             else:
-                eps = _from_selector(service, port, workloads)
+                eps = _from_selector(service, port, by_label)
             result[(service.hostname, port.port)] = tuple(sorted(eps, key=_endpoint_order))
     return result
 
@@ -293,12 +294,24 @@ def _from_endpoints_object(
     return eps
 
 
-def _from_selector(service: Service, port: ServicePort, workloads: Sequence[Workload]) -> list[Endpoint]:
+def _label_index(workloads: Sequence[Workload]) -> dict[tuple[str, str, str], list[Workload]]:
+    """(namespace, label, value) -> workloads: selector matching without scanning every pod."""
+    index: dict[tuple[str, str, str], list[Workload]] = {}
+    for workload in workloads:
+        for key, value in workload.labels.items():
+            index.setdefault((workload.namespace, key, value), []).append(workload)
+    return index
+
+
+def _from_selector(
+    service: Service, port: ServicePort, by_label: Mapping[tuple[str, str, str], list[Workload]]
+) -> list[Endpoint]:
     if not service.selector:
         return []
+    key, value = next(iter(service.selector.items()))
     eps = []
-    for workload in workloads:
-        if workload.namespace != service.namespace or not _selects(service.selector, workload.labels):
+    for workload in by_label.get((service.namespace, key, value), []):
+        if not _selects(service.selector, workload.labels):
             continue
         target = _target_port(port, workload)
         if target is not None:

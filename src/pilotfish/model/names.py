@@ -231,3 +231,35 @@ def split_pod_ref(ref: str, default_namespace: str = "default") -> tuple[str, st
     """`productpage-v1-abc.default` or `productpage-v1-abc` (+ `-n`) -> (pod, namespace)."""
     pod, dot, namespace = ref.partition(".")
     return (pod, namespace) if dot and namespace else (ref, default_namespace)
+
+
+# --- bootstrap: static clusters and node metadata (istio-reference.md §10.2) ------------------------
+
+XDS_CLUSTER = "xds-grpc"
+"""The bootstrap's static cluster that carries ADS to the discovery server."""
+PROMETHEUS_STATS_CLUSTER = "prometheus_stats"
+"""The bootstrap's static cluster pointing at Envoy's own admin (serves 15090 and 15021)."""
+DEFAULT_CLUSTER_ID = "Kubernetes"
+
+
+class NodeMeta(enum.StrEnum):
+    """Keys of the Envoy node metadata that `pilotfish agent` sends (modern Istio's NodeMetadata names).
+
+    The discovery server reads these from the first xDS request to build the `Proxy`.
+    """
+
+    ISTIO_VERSION = "ISTIO_VERSION"
+    """The pilotfish version of the agent (istioctl shows it as the proxy version)."""
+    NAMESPACE = "NAMESPACE"
+    CONFIG_NAMESPACE = "CONFIG_NAMESPACE"
+    POD_NAME = "POD_NAME"
+    LABELS = "LABELS"
+    """A JSON object (protobuf Struct) of the pod's labels."""
+    INSTANCE_IPS = "INSTANCE_IPS"
+    """Comma-separated pod IPs; the first is the node id's IP."""
+    SERVICE_ACCOUNT = "SERVICE_ACCOUNT"
+    INTERCEPTION_MODE = "INTERCEPTION_MODE"
+    """REDIRECT, TPROXY or NONE; sent for sidecars only."""
+    CLUSTER_ID = "CLUSTER_ID"
+    POD_PORTS = "POD_PORTS"
+    """A JSON *string* `[{"containerPort": 9080, "protocol": "TCP"}]`, as Istio's ISTIO_META_POD_PORTS."""

@@ -17,12 +17,20 @@ from pilotfish.xds.protos import pack
 from pilotfish.xds.resources import ProxyResources
 
 
-def config_dump_message(resources: ProxyResources, version: str) -> config_dump_pb2.ConfigDump:
-    """The ConfigDump Envoy would show after accepting `resources` at `version`."""
+def config_dump_message(
+    resources: ProxyResources, version: str, bootstrap: bootstrap_pb2.Bootstrap | None = None
+) -> config_dump_pb2.ConfigDump:
+    """The ConfigDump Envoy would show after accepting `resources` at `version`, on top of the
+    static resources of `bootstrap` (what the agent would start it with)."""
+    bootstrap = bootstrap if bootstrap is not None else bootstrap_pb2.Bootstrap()
     clusters = config_dump_shared_pb2.ClustersConfigDump(version_info=version)
+    for static in bootstrap.static_resources.clusters:
+        clusters.static_clusters.add().cluster.Pack(static)
     for resource in resources.clusters:
         clusters.dynamic_active_clusters.add(version_info=version, cluster=resource.any)
     listeners = config_dump_shared_pb2.ListenersConfigDump(version_info=version)
+    for static in bootstrap.static_resources.listeners:
+        listeners.static_listeners.add().listener.Pack(static)
     for resource in resources.listeners:
         entry = listeners.dynamic_listeners.add(name=resource.name)
         entry.active_state.version_info = version
@@ -35,7 +43,7 @@ def config_dump_message(resources: ProxyResources, version: str) -> config_dump_
         endpoints.dynamic_endpoint_configs.add(version_info=version, endpoint_config=resource.any)
     dump = config_dump_pb2.ConfigDump()
     for section in (
-        config_dump_pb2.BootstrapConfigDump(bootstrap=bootstrap_pb2.Bootstrap()),
+        config_dump_pb2.BootstrapConfigDump(bootstrap=bootstrap),
         clusters,
         listeners,
         routes,
@@ -45,9 +53,11 @@ def config_dump_message(resources: ProxyResources, version: str) -> config_dump_
     return dump
 
 
-def config_dump(resources: ProxyResources, version: str) -> dict[str, Any]:
+def config_dump(
+    resources: ProxyResources, version: str, bootstrap: bootstrap_pb2.Bootstrap | None = None
+) -> dict[str, Any]:
     """As JSON (camelCase field names, `@type` on every Any), like `GET /config_dump?include_eds`."""
-    result: dict[str, Any] = json_format.MessageToDict(config_dump_message(resources, version))
+    result: dict[str, Any] = json_format.MessageToDict(config_dump_message(resources, version, bootstrap))
     return result
 
 

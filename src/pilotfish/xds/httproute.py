@@ -115,9 +115,17 @@ def translate_virtual_service(ctx: RouteContext, vs: ConfigObject) -> list[Route
                 continue
             route = _route(ctx, vs, rule, match)
             routes.append(route)
-            if _is_catch_all(route):
+            if _is_catch_all(route) if ctx.modern else _is_catch_all_match(match):
                 return routes
     return routes
+
+
+def _is_catch_all_match(match: istio.HTTPMatchRequest) -> bool:
+    """Istio 1.3 `isCatchAllMatch`: only an explicit `uri.prefix: /` (or regex `*`) without header or
+    query matches ends the list; a match without `uri` does not."""
+    uri = match.uri
+    catch_all = uri is not None and (uri.prefix == "/" or uri.regex == "*")
+    return catch_all and not match.headers and not match.query_params
 
 
 def _match_applies(ctx: RouteContext, match: istio.HTTPMatchRequest) -> bool:

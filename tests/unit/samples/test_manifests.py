@@ -68,7 +68,8 @@ def test_the_expected_manifest_files_exist() -> None:
     names = {str(p.relative_to(SAMPLES)) for p in manifest_files()}
     assert names == {
         "bookinfo/bookinfo.yaml",
-        "bookinfo/gateway.yaml",
+        "bookinfo/bookinfo-gateway.yaml",
+        "bookinfo/ingressgateway.yaml",
         "bookinfo/namespace.yaml",
         "httpbin/httpbin.yaml",
         "httpbin/versions/httpbin-v2.yaml",
@@ -209,7 +210,7 @@ def test_namespace_is_marked_for_injection() -> None:
 
 
 def test_gateway_objects() -> None:
-    objects = index(load_docs(BOOKINFO / "gateway.yaml"))
+    objects = index(load_docs(BOOKINFO / "ingressgateway.yaml") + load_docs(BOOKINFO / "bookinfo-gateway.yaml"))
     assert objects[("Namespace", "istio-system")]["metadata"] == {"name": "istio-system"}
     labels = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
     svc = objects[("Service", "istio-ingressgateway")]
@@ -242,7 +243,7 @@ def test_gateway_objects() -> None:
 
 
 def test_gateway_config_is_istios_on_port_80(istio_samples: Path) -> None:
-    ours = index(load_docs(BOOKINFO / "gateway.yaml"))
+    ours = index(load_docs(BOOKINFO / "bookinfo-gateway.yaml"))
     istio = index(load_docs(istio_samples / "bookinfo" / "networking" / "bookinfo-gateway.yaml"))
     assert ours[("VirtualService", "bookinfo")]["spec"] == istio[("VirtualService", "bookinfo")]["spec"]
     theirs = istio[("Gateway", "bookinfo-gateway")]["spec"]
