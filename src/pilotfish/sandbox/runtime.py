@@ -29,6 +29,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
+
 import pilotfish
 from pilotfish.config.diagnostics import Diagnostic, has_errors
 from pilotfish.model.mesh import Mesh
@@ -77,6 +79,15 @@ def available_commands() -> list[str]:
     from pilotfish.cli.main import COMMANDS
 
     return [name for name, _ in COMMANDS]
+
+
+def discovery_takes_many_dirs() -> bool:
+    """Whether `pilotfish discovery --manifests` may be given more than once."""
+    from pilotfish.cli.main import cli
+
+    command = cli.get_command(click.Context(cli), "discovery")
+    option = next((p for p in command.params if p.name == "manifests"), None) if command else None
+    return bool(option is not None and getattr(option, "multiple", False))
 
 
 def log_tail(path: str, lines: int = LOG_TAIL) -> str:
@@ -310,6 +321,9 @@ class Sandbox:
                 raise SandboxError(f"this pilotfish has no `{'`, `'.join(missing)}` command yet: the mesh "
                                    "needs the discovery server and the agent")
             proxy_command = proxy_process
+            if len(self.dirs) > 1 and not discovery_takes_many_dirs():
+                raise SandboxError("the discovery server serves one manifests directory: give `up` one DIR "
+                                   "(put the other files into it)")
         try:
             plan = plan_sandbox(mesh, self.settings, self.run_id, proxy_command)
         except PlanError as err:
@@ -415,7 +429,8 @@ class Sandbox:
                 if key not in reported and pod.ready:
                     reported.add(key)
                     done, total = pod.ready_count()
-                    self.progress(f"  {pod.plan.proxy_id.rstrip('.')} ready {done}/{total} ({self.elapsed():.1f}s)")
+                    name = pod.plan.proxy_id.rstrip('.')
+                    self.progress(f"  {name} ready {done}/{total} ({self.elapsed():.1f}s)")
             relay_ok = self.relay is None or _has_ready_line(self.relay.plan.log)
             if self.relay is not None and not self.relay.alive():
                 raise SandboxError(f"the ingress relay exited:\n{log_tail(self.relay.plan.log)}")
