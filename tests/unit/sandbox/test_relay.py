@@ -100,9 +100,9 @@ def test_relay_closes_when_the_target_refuses() -> None:
     try:
         assert proc.stdout is not None
         proc.stdout.readline()
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-            with contextlib.suppress(ConnectionResetError):  # EOF or RST: either way, closed
-                assert conn.recv(1) == b""
+        conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+        with conn, contextlib.suppress(ConnectionResetError):  # EOF or RST: either way, closed
+            assert conn.recv(1) == b""
     finally:
         proc.terminate()
         proc.wait(10)
