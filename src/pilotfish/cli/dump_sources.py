@@ -9,14 +9,16 @@ with no flag, a pod name is looked up in the running local mesh (`pilotfish up`)
 from __future__ import annotations
 
 import http.client
-import importlib
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+import click
+
+from pilotfish import pipeline
 from pilotfish.inspect.configdump import (
     ClustersStatus,
     ConfigDump,
@@ -247,47 +249,18 @@ def admin_get(address: str, path: str) -> bytes:
 
 # ---------------------------------------------------------------- offline pipeline
 
-OfflineDumps = Callable[[list[str], str, str], tuple[dict[str, Any], dict[str, Any]]]
-NOT_AVAILABLE = (
-    "proxy-config --manifests is not available yet (this build has no offline pipeline: neither "
-    "pilotfish.xds.dump.offline_dumps nor pilotfish.pipeline.offline_dumps); use -f or --admin"
-)
 
-
-def offline_pipeline() -> OfflineDumps:
-    """`(paths, pod, namespace) -> (config_dump, clusters)` from the core pipeline, whichever shape it has.
-
-    The agreed contract is `pilotfish.xds.dump.offline_dumps(paths, pod, namespace)`; the pipeline module's
-    `load_mesh(paths)` + `offline_dumps(mesh, pod, namespace)` pair is accepted too.
-    """
-    xds_dump = _optional_module("pilotfish.xds.dump")
-    direct = getattr(xds_dump, "offline_dumps", None)
-    if callable(direct):
-        return direct  # type: ignore[no-any-return]
-    pipeline = _optional_module("pilotfish.pipeline")
-    load_mesh, per_pod = getattr(pipeline, "load_mesh", None), getattr(pipeline, "offline_dumps", None)
-    if not callable(load_mesh) or not callable(per_pod):
-        raise SourceError(NOT_AVAILABLE)
-
-    def from_mesh(paths: list[str], pod: str, namespace: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        mesh, diagnostics = load_mesh([Path(p) for p in paths])
-        if mesh is None:
-            errors = [str(d) for d in diagnostics if getattr(d, "is_error", True)]
-            raise SourceError("\n".join(errors) or f"cannot build the mesh from {', '.join(paths)}")
-        result: tuple[dict[str, Any], dict[str, Any]] = per_pod(mesh, pod, namespace)
-        return result
-
-    return from_mesh
-
-
-def _optional_module(name: str) -> Any:
-    """The module, or None when it (or its package) does not exist in this build."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name is None or not name.startswith(exc.name):
-            raise
-        return None
+def offline_dumps(paths: list[str], pod: str, namespace: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What the core pipeline would send the pod, as Envoy's admin API would show it. Input errors
+    become one SourceError listing them (file:line each); warnings go to stderr and do not stop."""
+    mesh, diagnostics = pipeline.load_mesh([Path(p) for p in paths])
+    for diagnostic in diagnostics:
+        if not diagnostic.is_error:
+            click.echo(str(diagnostic), err=True)
+    if mesh is None:
+        errors = [str(d) for d in diagnostics if d.is_error]
+        raise SourceError("\n".join(errors) or f"cannot build the mesh from {', '.join(paths)}")
+    return pipeline.offline_dumps(mesh, pod, namespace)
 
 
 @dataclass
@@ -304,9 +277,8 @@ class ManifestSource:
 
     def _load(self) -> tuple[ConfigDump, ClustersStatus]:
         if self._documents is None:
-            build = offline_pipeline()
             try:
-                config_dump, clusters = build(list(self.paths), self.pod, self.namespace)
+                config_dump, clusters = offline_dumps(list(self.paths), self.pod, self.namespace)
             except (ValueError, LookupError, OSError) as exc:
                 raise SourceError(str(exc).strip("'\"")) from exc
             try:

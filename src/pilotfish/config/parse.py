@@ -69,6 +69,8 @@ def parse_document(document: Document, order: int = 0) -> tuple[ConfigObject | N
     ref = ResourceRef(kind, _str(meta_raw, "name"), _str(meta_raw, "namespace"))
     if info is None:
         return None, [_unknown_kind(group, kind, ref, document.origin)]
+    if info.namespaced and not ref.namespace:
+        ref = ResourceRef(kind, ref.name, "default")  # kubectl's default namespace
     if version not in info.versions:
         versions = ", ".join(f"{group}/{v}" if group else v for v in info.versions)
         message = f"apiVersion {api_version!r} is not served for {kind} (use one of {versions})"

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pilotfish.config import istio, k8s
-from pilotfish.config.diagnostics import DUPLICATE, Diagnostic, error, warning
+from pilotfish.config.diagnostics import DUPLICATE, UNSUPPORTED, Diagnostic, error, warning
 from pilotfish.config.meshconfig import DEFAULT_MESH_CONFIG, MeshConfig
 from pilotfish.config.objects import ConfigObject
 from pilotfish.config.parse import parse_mesh_config
@@ -50,6 +50,7 @@ def build_mesh(objects: Sequence[ConfigObject], version: str = "0") -> tuple[Mes
     se_services, se_endpoints = _service_entries(by_kind.get("ServiceEntry", []))
     all_services, shadowed = _merge_services(services, se_services)
     diagnostics.extend(shadowed)
+    diagnostics.extend(_istio_mutual_warnings(by_kind.get("DestinationRule", [])))
     for key, eps in se_endpoints.items():
         endpoints.setdefault(key, eps)
     mesh = Mesh(
@@ -108,6 +109,45 @@ def _mesh_config(by_kind: Mapping[str, list[ConfigObject]]) -> tuple[MeshConfig,
         names = ", ".join(f"{o.ref} ({o.origin})" for _, o in found)
         diagnostics.append(warning(DUPLICATE, f"several mesh configs ({names}); the last one is used"))
     return (found[-1][0] if found else DEFAULT_MESH_CONFIG), diagnostics
+
+
+def _istio_mutual_warnings(rules: Sequence[ConfigObject]) -> list[Diagnostic]:
+    """ISTIO_MUTUAL needs workload certificates from a mesh CA, which pilotfish does not run yet:
+    say so where it is used instead of failing the whole mesh."""
+    result = []
+    for rule in rules:
+        for path in _tls_paths(rule.spec):
+            result.append(
+                warning(
+                    UNSUPPORTED,
+                    "tls mode ISTIO_MUTUAL is not supported yet (pilotfish has no certificate authority); "
+                    "the connection stays plaintext",
+                    rule.ref,
+                    rule.origin_of(path),
+                    ".".join(str(p) for p in path),
+                )
+            )
+    return result
+
+
+def _tls_paths(spec: istio.DestinationRuleSpec) -> list[tuple[str | int, ...]]:
+    """Field paths of every `tls` block with mode ISTIO_MUTUAL."""
+    policies: list[tuple[tuple[str | int, ...], istio.TrafficPolicy | None]] = [
+        (("spec", "trafficPolicy"), spec.traffic_policy)
+    ]
+    policies += [
+        (("spec", "subsets", i, "trafficPolicy"), s.traffic_policy) for i, s in enumerate(spec.subsets)
+    ]
+    paths = []
+    for prefix, policy in policies:
+        if policy is None:
+            continue
+        if policy.tls is not None and policy.tls.mode is istio.TLSMode.ISTIO_MUTUAL:
+            paths.append((*prefix, "tls", "mode"))
+        for i, port in enumerate(policy.port_level_settings):
+            if port.tls is not None and port.tls.mode is istio.TLSMode.ISTIO_MUTUAL:
+                paths.append((*prefix, "portLevelSettings", i, "tls", "mode"))
+    return paths
 
 
 def _namespaces(objects: Iterable[ConfigObject]) -> dict[str, Mapping[str, str]]:

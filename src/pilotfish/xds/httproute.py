@@ -254,7 +254,7 @@ def _set_action(ctx: RouteContext, vs: ConfigObject, rule: istio.HTTPRoute, rout
             cluster = action.weighted_clusters.clusters.add(
                 name=destination_cluster(ctx, vs, dest.destination), weight=u32(dest.weight or 0)
             )
-            _set_cluster_headers(cluster, dest.headers)
+            _set_headers(cluster, dest.headers)
     timeout = duration(rule.timeout) if rule.timeout is not None else ZERO
     action.timeout.CopyFrom(timeout)
     action.max_stream_duration.grpc_timeout_header_max.CopyFrom(timeout)
@@ -358,8 +358,8 @@ def _consistent_hash(spec: istio.DestinationRuleSpec, subset: str) -> istio.Cons
 # --- headers, fault, cors, decorator ------------------------------------------------------------------
 
 
-_OVERWRITE: TypeAlias = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
-_APPEND: TypeAlias = base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD
+_OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+_APPEND = base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD
 
 
 def _header_options(ops: istio.HeaderOperations) -> list[base_pb2.HeaderValueOption]:
@@ -370,28 +370,18 @@ def _header_options(ops: istio.HeaderOperations) -> list[base_pb2.HeaderValueOpt
     ]
 
 
-def _set_headers(route: Route, headers: istio.Headers | None) -> None:
-    if headers is None:
-        return
-    if headers.request is not None:
-        route.request_headers_to_add.extend(_header_options(headers.request))
-        route.request_headers_to_remove.extend(headers.request.remove)
-    if headers.response is not None:
-        route.response_headers_to_add.extend(_header_options(headers.response))
-        route.response_headers_to_remove.extend(headers.response.remove)
-
-
-def _set_cluster_headers(
-    cluster: route_components_pb2.WeightedCluster.ClusterWeight, headers: istio.Headers | None
+def _set_headers(
+    target: Route | route_components_pb2.WeightedCluster.ClusterWeight, headers: istio.Headers | None
 ) -> None:
+    """Header operations on a route, or on one weighted cluster (both messages have the same fields)."""
     if headers is None:
         return
     if headers.request is not None:
-        cluster.request_headers_to_add.extend(_header_options(headers.request))
-        cluster.request_headers_to_remove.extend(headers.request.remove)
+        target.request_headers_to_add.extend(_header_options(headers.request))
+        target.request_headers_to_remove.extend(headers.request.remove)
     if headers.response is not None:
-        cluster.response_headers_to_add.extend(_header_options(headers.response))
-        cluster.response_headers_to_remove.extend(headers.response.remove)
+        target.response_headers_to_add.extend(_header_options(headers.response))
+        target.response_headers_to_remove.extend(headers.response.remove)
 
 
 def _fault(fault: istio.HTTPFaultInjection) -> fault_pb2.HTTPFault:

@@ -47,7 +47,7 @@ CASES = [
         "bad-api-version",
         "apiVersion: networking.istio.io/v2\nkind: Gateway\nmetadata: {name: x}\nspec: {}\n",
         1,
-        ["Gateway x", "not served"],
+        ["Gateway default/x", "not served"],
     ),
     (
         "missing-name",
@@ -122,7 +122,7 @@ CASES = [
         "port-out-of-range",
         SVC_HEAD + "  ports:\n  - port: 70000\n",
         7,
-        ["Service web", "spec.ports[0].port", "65535"],
+        ["Service default/web", "spec.ports[0].port", "65535"],
     ),
     (
         "service-field-typo",

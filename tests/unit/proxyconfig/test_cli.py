@@ -9,9 +9,7 @@ import json
 import os
 import socket
 import socketserver
-import sys
 import threading
-import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pilotfish.cli.main import cli
+from tests.paths import SAMPLES
 from tests.unit.proxyconfig import seed_dumps
 
 REVIEWS = seed_dumps.fqdn("reviews")
@@ -152,63 +151,15 @@ def test_usage_errors(dump_file: Path) -> None:
 # ---------------------------------------------------------------- --manifests
 
 
-def test_manifests_when_pipeline_lacks_offline_dumps(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "pilotfish.xds.dump", types.ModuleType("pilotfish.xds.dump"))
-    monkeypatch.setitem(sys.modules, "pilotfish.pipeline", types.ModuleType("pilotfish.pipeline"))
-    fails("listener", "productpage-v1", "--manifests", "samples", message="--manifests is not available yet")
-
-
-def test_manifests_through_the_pipeline_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The pipeline shape: load_mesh(paths) -> (mesh or None, diagnostics); offline_dumps(mesh, pod, ns)."""
-
-    class Diagnostic:
-        is_error = True
-
-        def __str__(self) -> str:
-            return "bad.yaml:3: error: VirtualService default/reviews: spec.http: expected a list"
-
-    def load_mesh(paths: list[Path]) -> tuple[object | None, list[Diagnostic]]:
-        return (None, [Diagnostic()]) if paths == [Path("bad.yaml")] else ("mesh", [])
-
-    def offline_dumps(mesh: object, pod: str, namespace: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        if pod != "deploy/productpage-v1":
-            raise LookupError(f"pod {pod}.{namespace} not found in the manifests")
-        return seed_dumps.productpage_config_dump(), seed_dumps.productpage_clusters()
-
-    pipeline = types.ModuleType("pilotfish.pipeline")
-    pipeline.load_mesh = load_mesh  # type: ignore[attr-defined]
-    pipeline.offline_dumps = offline_dumps  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "pilotfish.xds.dump", types.ModuleType("pilotfish.xds.dump"))
-    monkeypatch.setitem(sys.modules, "pilotfish.pipeline", pipeline)
-    assert ok("l", "deploy/productpage-v1", "--manifests", "good", "--port", "9080").startswith("ADDRESS ")
-    fails(
-        "l", "deploy/productpage-v1", "--manifests", "bad.yaml", message="bad.yaml:3: error: VirtualService"
-    )
-    fails("l", "nope", "--manifests", "good", message="pod nope.default not found in the manifests")
-
-
-def test_manifests_through_offline_dumps(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[Any, ...]] = []
-
-    def offline_dumps(paths: list[str], pod: str, namespace: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        calls.append((paths, pod, namespace))
-        return seed_dumps.productpage_config_dump(), seed_dumps.productpage_clusters()
-
-    fake = types.ModuleType("pilotfish.xds.dump")
-    fake.offline_dumps = offline_dumps  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "pilotfish.xds.dump", fake)
-    out = ok(
-        "cluster",
-        "productpage-v1-8554d58bff-d7j8d.default",
-        "--manifests",
-        "samples/bookinfo",
-        "--fqdn",
-        REVIEWS,
-    )
+def test_manifests_through_the_pipeline(tmp_path: Path) -> None:
+    bookinfo = str(SAMPLES / "bookinfo")
+    assert ok("l", "deploy/productpage-v1", "--manifests", bookinfo, "--port", "9080").startswith("ADDRESS ")
+    out = ok("cluster", "deploy/productpage-v1", "--manifests", bookinfo, "--fqdn", REVIEWS)
     assert out.splitlines()[1].split()[0] == REVIEWS
-    assert calls == [(["samples/bookinfo"], "productpage-v1-8554d58bff-d7j8d", "default")]
-    ok("ep", "deploy/reviews-v1", "-n", "default", "--manifests", "a", "--manifests", "b")
-    assert calls[-1] == (["a", "b"], "deploy/reviews-v1", "default")
+    fails("l", "nope", "--manifests", bookinfo, message="pod nope.default not found in the manifests")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {ports: [{port: 0}]}\n")
+    fails("l", "deploy/productpage-v1", "--manifests", str(bad), message="bad.yaml:4: error: Service default/x")
 
 
 # ---------------------------------------------------------------- --admin (a stand-in admin API)
