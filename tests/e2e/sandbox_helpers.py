@@ -47,20 +47,34 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _copy_sample(source: Path, target: Path) -> None:
+    """Manifests copied (tests may edit them), programs and app folders linked."""
+    target.mkdir(mode=0o755, exist_ok=True)
+    for item in source.iterdir():
+        if item.suffix in (".yaml", ".yml"):
+            shutil.copy(item, target / item.name)
+        elif item.is_dir() and item.name == "versions":
+            _copy_sample(item, target / item.name)
+        elif (item.is_dir() and item.name != "networking") or item.suffix == ".py":
+            (target / item.name).symlink_to(item)
+
+
 @contextmanager
-def mesh_copy(sample: str = "bookinfo", *, extra: dict[str, str] | None = None) -> Iterator[Path]:
-    """A private, world-readable copy of a sample's manifests (apps linked), which tests may edit."""
+def mesh_copy(*samples: str) -> Iterator[Path]:
+    """A private, world-readable directory of manifests the tests may edit.
+
+    One sample (default bookinfo): its files at the top. Several: one subdirectory per sample, plus an
+    empty `config/` for the routing config tests apply.
+    """
     root = Path(tempfile.mkdtemp(prefix=f"pft-mesh-{os.getpid()}-"))
     try:
         os.chmod(root, 0o755)
-        source = SAMPLES / sample
-        for item in source.iterdir():
-            if item.suffix in (".yaml", ".yml"):
-                shutil.copy(item, root / item.name)
-            elif (item.is_dir() and item.name != "networking") or item.suffix == ".py":
-                (root / item.name).symlink_to(item)
-        for name, text in (extra or {}).items():
-            (root / name).write_text(text)
+        if len(samples) <= 1:
+            _copy_sample(SAMPLES / (samples[0] if samples else "bookinfo"), root)
+        else:
+            for sample in samples:
+                _copy_sample(SAMPLES / sample, root / sample)
+            (root / "config").mkdir(mode=0o755)
         yield root
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -159,9 +159,11 @@ class Poller:
 
 @dataclass
 class PodRuntime:
-    """A pod's processes: init first (sidecar pods), then apps and proxy together."""
+    """A pod's processes: init first (sidecar pods), then the apps, and the proxy as soon as the discovery
+    server listens (`proxy_gate`), so that Envoy's first xDS connect succeeds instead of backing off."""
 
     plan: PodPlan
+    proxy_gate: Callable[[], bool] = lambda: True
     running: dict[str, procs.Running] = field(default_factory=dict)
     init_done: bool = False
     failed: str = ""
@@ -182,7 +184,14 @@ class PodRuntime:
     def _start_main(self) -> None:
         self.init_done = True
         for process in self.main_processes:
-            self.running[process.name] = procs.start(process, self.plan.netns)
+            if process.kind != "proxy":
+                self.running[process.name] = procs.start(process, self.plan.netns)
+        self._start_proxy()
+
+    def _start_proxy(self) -> None:
+        for process in self.plan.process("proxy"):
+            if process.name not in self.running and self.proxy_gate():
+                self.running[process.name] = procs.start(process, self.plan.netns)
 
     def step(self, *, restart: bool) -> None:
         """Advance: init finished -> start the rest; a dead process -> restart it (after a backoff)."""
@@ -196,6 +205,8 @@ class PodRuntime:
             elif code is not None:
                 self.failed = f"init step failed (exit {code}):\n{log_tail(init.plan.log)}"
             return
+        if self.init_done:
+            self._start_proxy()
         if not restart:
             return
         now = time.monotonic()
@@ -280,12 +291,14 @@ class Sandbox:
         self.pods: dict[tuple[str, str], PodRuntime] = {}
         self.discovery: procs.Running | None = None
         self.discovery_http = ""
+        self.xds_ready = False
         self.relay: procs.Running | None = None
         self.started = time.monotonic()
         self.etc_netns_created = False
         self.manifest_signature: tuple[tuple[str, int, int], ...] = ()
         self.diagnostics: list[Diagnostic] = []
         self._locked = False
+        self._readiness: tuple[tuple[tuple[str, str], tuple[int, int]], ...] = ()
 
     # -- start ----------------------------------------------------------------------------------------
 
@@ -369,23 +382,30 @@ class Sandbox:
         return tuple(result)
 
     def _start_discovery(self, plan: SandboxPlan) -> None:
+        """Start the xDS server; `discovery_ready` tells when its socket is there (pods start meanwhile)."""
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(plan.xds_socket)
-        self.discovery_http = f"127.0.0.1:{free_loopback_port()}"
+            os.unlink(plan.xds_socket)  # so that readiness never sees a stale socket
+        if not self.discovery_http:
+            self.discovery_http = f"127.0.0.1:{free_loopback_port()}"
         process = discovery_process(self.settings, self.run_id, [str(d) for d in self.dirs], plan.xds_socket,
                                     self.discovery_http, str(Path(self.settings.run_dir) / "discovery.log"))
         self.discovery = procs.start(process, None)
-        poller = Poller()
-        deadline = time.monotonic() + READY_TIMEOUT
-        while not os.path.exists(plan.xds_socket):
-            if not self.discovery.alive():
-                status = self.discovery.popen.returncode
-                raise SandboxError(f"the discovery server exited (status {status}):\n{log_tail(process.log)}")
-            if time.monotonic() > deadline:
-                raise SandboxError(f"the discovery server did not open {plan.xds_socket}")
-            poller.wait()
-        os.chmod(plan.xds_socket, 0o666)  # uid 1337 must be able to connect (gotcha 9)
-        self.progress(f"discovery server up (xDS unix:{plan.xds_socket}, debug http://{self.discovery_http})")
+        self.xds_ready = False
+
+    def discovery_ready(self) -> bool:
+        """True once the discovery server's socket exists (made connectable for the proxy uid)."""
+        if self.xds_ready or self.discovery is None or self.plan is None:
+            return self.xds_ready
+        if os.path.exists(self.plan.xds_socket):
+            os.chmod(self.plan.xds_socket, 0o666)  # uid 1337 must be able to connect (gotcha 9)
+            self.xds_ready = True
+            self.progress(f"discovery server up (xDS unix:{self.plan.xds_socket}, "
+                          f"debug http://{self.discovery_http}) ({self.elapsed():.1f}s)")
+        elif not self.discovery.alive():
+            status = self.discovery.popen.returncode
+            raise SandboxError(f"the discovery server exited (status {status}):\n"
+                               f"{log_tail(self.discovery.plan.log)}")
+        return self.xds_ready
 
     def _create_pods(self, pods: Sequence[PodPlan]) -> None:
         for pod in pods:
@@ -396,7 +416,7 @@ class Sandbox:
         for pod in pods:
             netns.write_pod_files(pod)
         for pod in pods:
-            runtime = PodRuntime(pod)
+            runtime = PodRuntime(pod, self.discovery_ready)
             self.pods[pod.key] = runtime
             runtime.start()
 
@@ -434,7 +454,8 @@ class Sandbox:
             relay_ok = self.relay is None or _has_ready_line(self.relay.plan.log)
             if self.relay is not None and not self.relay.alive():
                 raise SandboxError(f"the ingress relay exited:\n{log_tail(self.relay.plan.log)}")
-            if len(reported) == len(self.pods) and relay_ok:
+            discovery_ok = self.discovery is None or self.discovery_ready()
+            if len(reported) == len(self.pods) and relay_ok and discovery_ok:
                 return
             if time.monotonic() > deadline:
                 waiting = [p.plan.proxy_id for k, p in self.pods.items() if k not in reported]
@@ -449,9 +470,11 @@ class Sandbox:
     def poll(self) -> list[str]:
         """One round of supervision; returns messages for the user (changes applied, errors)."""
         messages: list[str] = []
-        if self.discovery is not None and not self.discovery.alive():
+        if self.discovery is not None and not self.discovery.alive() and self.plan is not None:
             messages.append(f"discovery server exited (status {self.discovery.popen.returncode}); restarting")
-            self.discovery = procs.start(self.discovery.plan, None)
+            self._start_discovery(self.plan)
+        with contextlib.suppress(SandboxError):
+            self.discovery_ready()
         if self.relay is not None and not self.relay.alive():
             messages.append("ingress relay exited")
         for pod in self.pods.values():
@@ -461,6 +484,10 @@ class Sandbox:
                 messages.append(f"restarted a container of {pod.plan.proxy_id} (restarts: {pod.restarts})")
         if self._signature() != self.manifest_signature:
             messages.extend(self.reload())
+        readiness = tuple((key, pod.ready_count()) for key, pod in self.pods.items())
+        if readiness != self._readiness:
+            self._readiness = readiness
+            self.write_state()
         return messages
 
     def reload(self) -> list[str]:
