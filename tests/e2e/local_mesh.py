@@ -21,6 +21,7 @@ import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,7 @@ class LocalMesh:
 
     def curl(self, ref: str, url: str, *args: str, uid: int = 1000, timeout: float = 10) -> tuple[int, str]:
         """(status, body) of one request made by a process of the pod (captured by its sidecar)."""
-        done = self.exec(ref, ["curl", "-sS", "-m", str(timeout), "-o", "/dev/stdout", "-w", "\n%{http_code}",
+        done = self.exec(ref, ["curl", "-sS", "-m", str(timeout), "-w", "\n%{http_code}",
                                *args, url], uid=uid, timeout=timeout + 10, check=False)
         body, _, code = done.stdout.rpartition("\n")
         return int(code or 0), body
@@ -151,14 +152,16 @@ class LocalMesh:
 
     def reviews_versions(self, count: int, cookie: str = "") -> Counter[str]:
         """Which reviews version served each of `count` product pages (`error` when reviews failed)."""
-        seen: Counter[str] = Counter()
         headers = {"Cookie": cookie} if cookie else {}
-        for _ in range(count):
+
+        def one(_: int) -> str:
             status, body = self.get("/productpage", headers)
             assert status == 200, (status, body[:300])
             match = REVIEWS_BY.search(body)
-            seen[match.group(2) if match else "error"] += 1
-        return seen
+            return match.group(2) if match else "error"
+
+        with ThreadPoolExecutor(4) as pool:
+            return Counter(pool.map(one, range(count)))
 
     # -- config -------------------------------------------------------------------------------------------
 
