@@ -17,6 +17,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("iptables", "pilotfish.cli.iptables:iptables"),
     ("proxy-config", "pilotfish.cli.proxy_config:proxy_config"),
     ("agent", "pilotfish.cli.agent:agent"),
+    ("analyze", "pilotfish.cli.analyze:analyze"),
     ("up", "pilotfish.cli.sandbox:up"),
     ("down", "pilotfish.cli.sandbox:down"),
     ("logs", "pilotfish.cli.sandbox:logs"),

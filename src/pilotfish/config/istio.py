@@ -55,7 +55,15 @@ class Destination(Strict):
 
 
 class WorkloadSelector(Strict):
+    """Sidecar's selector: `labels`."""
+
     labels: Labels = Field(default_factory=dict)
+
+
+class MatchLabelsSelector(Strict):
+    """DestinationRule's selector (istio.type.v1beta1.WorkloadSelector): `matchLabels`."""
+
+    match_labels: Labels = Field(default_factory=dict)
 
 
 class Percentage(Strict):
@@ -403,7 +411,7 @@ class DestinationRuleSpec(Strict):
     traffic_policy: TrafficPolicy | None = None
     subsets: list[Subset] = Field(default_factory=list)
     export_to: list[str] = Field(default_factory=list)
-    workload_selector: WorkloadSelector | None = None
+    workload_selector: MatchLabelsSelector | None = None
 
     @model_validator(mode="after")
     def _unique_subsets(self) -> Self:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -41,16 +42,91 @@ def parse_manifests(files: Iterable[tuple[str, str]]) -> tuple[list[ConfigObject
     """Parse `(file name, text)` pairs in order. Objects come back in input order."""
     objects: list[ConfigObject] = []
     diagnostics: list[Diagnostic] = []
-    for file, text in files:
-        documents, problems = parse_yaml(text, file)
-        diagnostics.extend(problems)
-        for document in documents:
-            for item in _expand_lists(document):
-                obj, problems = parse_document(item, order=len(objects))
-                diagnostics.extend(problems)
-                if obj is not None:
-                    objects.append(obj)
+    for file_problems, documents in _parse_files(files):
+        diagnostics.extend(file_problems)
+        for parsed in documents:
+            diagnostics.extend(parsed.diagnostics)
+            if parsed.obj is not None:
+                objects.append(parsed.obj)
     return objects, diagnostics
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedDocument:
+    """One manifest document with its identity, whether or not it validated.
+
+    The analyzers need every object the user wrote, including those the strict loader rejects (a
+    field pilotfish does not implement yet must not hide a dangling reference elsewhere in the
+    object): they read `document.data` and use `obj` when there is one.
+    """
+
+    document: Document
+    group: str
+    version: str
+    kind: str
+    name: str
+    namespace: str
+    """As written (`""` when the manifest gives none)."""
+    index: int
+    """Position among all documents of the input (file order, then document order)."""
+    obj: ConfigObject | None
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def ref(self) -> ResourceRef:
+        return ResourceRef(self.kind, self.name, self.namespace)
+
+
+def parse_documents(files: Iterable[tuple[str, str]]) -> tuple[list[ParsedDocument], list[Diagnostic]]:
+    """Every document of the input (`kind: List` expanded), validated where possible.
+
+    Returns the documents (each with its own diagnostics) and the problems that belong to no
+    document (YAML syntax errors, which stop a whole file). `ConfigObject.order` counts valid
+    objects only, exactly as `parse_manifests` numbers them.
+    """
+    documents: list[ParsedDocument] = []
+    file_diagnostics: list[Diagnostic] = []
+    for file_problems, parsed in _parse_files(files):
+        file_diagnostics.extend(file_problems)
+        documents.extend(parsed)
+    return documents, file_diagnostics
+
+
+def _parse_files(
+    files: Iterable[tuple[str, str]],
+) -> Iterable[tuple[list[Diagnostic], list[ParsedDocument]]]:
+    """Per file: its YAML problems and its documents (numbered across all files)."""
+    index = valid = 0
+    for file, text in files:
+        yaml_documents, problems = parse_yaml(text, file)
+        parsed: list[ParsedDocument] = []
+        for document in yaml_documents:
+            for item in _expand_lists(document):
+                obj, item_problems = parse_document(item, order=valid)
+                valid += obj is not None
+                parsed.append(_identify(item, index, obj, item_problems))
+                index += 1
+        yield problems, parsed
+
+
+def _identify(
+    document: Document, index: int, obj: ConfigObject | None, problems: list[Diagnostic]
+) -> ParsedDocument:
+    data = document.data if isinstance(document.data, dict) else {}
+    api_version = data.get("apiVersion")
+    group, version = split_api_version(api_version) if isinstance(api_version, str) else ("", "")
+    meta = data.get("metadata")
+    return ParsedDocument(
+        document=document,
+        group=group,
+        version=version,
+        kind=_str(data, "kind"),
+        name=_str(meta, "name"),
+        namespace=_str(meta, "namespace"),
+        index=index,
+        obj=obj,
+        diagnostics=tuple(problems),
+    )
 
 
 def parse_document(document: Document, order: int = 0) -> tuple[ConfigObject | None, list[Diagnostic]]:
@@ -101,7 +177,7 @@ def _validate(
         if extra:
             path = (extra[0],)
             message = f"unknown top-level field {extra[0]!r}"
-            return None, [error(SCHEMA, message, ref, document.origin_of(path), _format_path(path))]
+            return None, [error(SCHEMA, message, ref, document.origin_of(path), format_path(path))]
         spec, problems = _validate_model(
             info.model, data.get("spec", {}), document, ("spec",), ref, info.kind
         )
@@ -155,10 +231,10 @@ def _diagnostics_from(
         if err["type"] == "extra_forbidden":
             result.append(_extra_field(full, loc, ref, where, kind))
         elif err["type"] == "missing" and full:
-            missing[full] = error(SCHEMA, f"field {full[-1]!r} is required", ref, where, _format_path(full))
+            missing[full] = error(SCHEMA, f"field {full[-1]!r} is required", ref, where, format_path(full))
             result.append(missing[full])
         else:
-            result.append(error(SCHEMA, _clean_message(err["msg"]), ref, where, _format_path(full)))
+            result.append(error(SCHEMA, _clean_message(err["msg"]), ref, where, format_path(full)))
     misspelt = {d.path.rsplit(".", 1)[0] + "." + s for d in result for s in _suggested(d.message)}
     return [d for d in result if not (d in missing.values() and d.path in misspelt)]
 
@@ -191,12 +267,12 @@ def _extra_field(full: Path, loc: Path, ref: ResourceRef, where: Origin, kind: s
     dotted = ".".join(str(p) for p in loc if not isinstance(p, int))
     if kind in ISTIO_FIELDS and dotted in ISTIO_FIELDS[kind]:
         message = f"field {field!r} is valid Istio config but not supported by pilotfish yet"
-        return error(UNSUPPORTED, message, ref, where, _format_path(full))
+        return error(UNSUPPORTED, message, ref, where, format_path(full))
     if kind == "MeshConfig" and field in ISTIO_MESH_FIELDS:
         message = f"MeshConfig field {field!r} is not supported by pilotfish yet"
-        return error(UNSUPPORTED, message, ref, where, _format_path(full))
+        return error(UNSUPPORTED, message, ref, where, format_path(full))
     message = f"unknown field {field!r}" + _suggestion(kind, loc)
-    return error(SCHEMA, message, ref, where, _format_path(full))
+    return error(SCHEMA, message, ref, where, format_path(full))
 
 
 def _suggestion(kind: str, loc: Path) -> str:
@@ -252,7 +328,8 @@ def _clean_message(message: str) -> str:
     return message
 
 
-def _format_path(path: Sequence[str | int]) -> str:
+def format_path(path: Sequence[str | int]) -> str:
+    """`("spec", "http", 0, "route")` -> `spec.http[0].route` (how diagnostics name a field)."""
     text = ""
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))

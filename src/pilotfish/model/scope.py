@@ -197,7 +197,7 @@ def _find_destination_rule(mesh: Mesh, proxy: Proxy, service: Service) -> Config
         if not visible(dr.spec.export_to, dr.namespace, proxy.namespace):
             continue
         selector = dr.spec.workload_selector
-        if selector is not None and selector.labels and not labels_match(selector.labels, labels):
+        if selector is not None and selector.match_labels and not labels_match(selector.match_labels, labels):
             continue
         host = resolve_short_host(dr.spec.host, dr.namespace, mesh.domain_suffix)
         if hosts.covers(host, service.hostname):
