@@ -38,6 +38,7 @@ from pilotfish.pipeline import load_mesh
 from pilotfish.sandbox import leftovers, netns, procs
 from pilotfish.sandbox.components import discovery_process, missing_commands, proxy_process
 from pilotfish.sandbox.plan import (
+    DEFAULT_PREFIX,
     READY_LINE,
     PlanError,
     PodPlan,
@@ -54,6 +55,7 @@ from pilotfish.sandbox.state import MeshState, PodState, RunLock, read_state, ru
 from pilotfish.sources.manifests import manifest_files
 
 READY_TIMEOUT = 60.0
+DISCOVERY_DEBUG_PORT = 15014
 RESTART_BACKOFF = (0.5, 10.0)
 LOG_TAIL = 15
 SAMPLES_EXTERNAL = Path(pilotfish.__file__).resolve().parents[2] / "samples" / "external"
@@ -124,10 +126,16 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-def free_loopback_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_loopback_port(preferred: int = 0) -> int:
+    """`preferred` when it is free on 127.0.0.1, else any free port."""
+    for port in (preferred, 0) if preferred else (0,):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise SandboxError("no free port on 127.0.0.1")
 
 
 def bind_ingress(port: int) -> socket.socket:
@@ -386,7 +394,9 @@ class Sandbox:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(plan.xds_socket)  # so that readiness never sees a stale socket
         if not self.discovery_http:
-            self.discovery_http = f"127.0.0.1:{free_loopback_port()}"
+            # The default run takes istiod's debug port when it is free, so `proxy-status` finds it as is.
+            preferred = DISCOVERY_DEBUG_PORT if self.settings.prefix == DEFAULT_PREFIX else 0
+            self.discovery_http = f"127.0.0.1:{free_loopback_port(preferred)}"
         process = discovery_process(self.settings, self.run_id, [str(d) for d in self.dirs], plan.xds_socket,
                                     self.discovery_http, str(Path(self.settings.run_dir) / "discovery.log"))
         self.discovery = procs.start(process, None)
