@@ -357,6 +357,7 @@ class Sandbox:
         os.chmod(run, 0o755)
         (run / "pods").mkdir(exist_ok=True)
         os.chmod(run / "pods", 0o755)
+        self.write_state()  # from now on `pilotfish down` can find (and stop) this run
         listener = bind_ingress(self.settings.ingress_port) if plan.ingress else None
         try:
             if self.settings.with_proxies:
