@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from pilotfish.cli.main import cli
-from pilotfish.sandbox import procs
+from pilotfish.sandbox import netns, procs
 from pilotfish.sandbox.components import missing_commands
 from pilotfish.sandbox.runtime import available_commands
 from tests.e2e.local_mesh import REVIEWS_BY, ClientLoop, LocalMesh, versions
@@ -132,6 +132,37 @@ def test_a_non_mesh_address_fails_fast_and_no_route_leaves_the_sandbox(mesh: Loc
     for address in ("192.0.2.1", "8.8.8.8"):
         assert connect_from(page.netns, address, 80)[:2] == ["OSError", "101"]  # ENETUNREACH, nothing sent
     assert len(assert_isolated(mesh.prefix)) == 12  # 11 pods + the node
+
+
+def test_scaling_a_deployment_adds_and_removes_a_meshed_pod_live(clean: LocalMesh) -> None:
+    mesh = clean
+    manifest = mesh.dir / "bookinfo" / "bookinfo.yaml"
+    original = manifest.read_text()
+    scaled = re.sub(r"(name: reviews-v3\n(?:.*\n)*?spec:\n  replicas: )1", r"\g<1>2", original, count=1)
+    assert scaled != original
+    old = {p.name for p in mesh.refresh().pods}
+
+    def endpoints() -> set[str]:
+        clusters = json.loads(mesh.admin("productpage", "/clusters?format=json"))
+        reviews = next(c for c in clusters["cluster_statuses"]
+                       if c["name"] == f"outbound|9080||{FQDN.format('reviews')}")
+        return {h["address"]["socket_address"]["address"] for h in reviews["host_statuses"]}
+
+    try:
+        manifest.write_text(scaled)
+        new = wait_for("a second reviews-v3 pod, ready", lambda: [
+            p for p in mesh.refresh().pods if p.name not in old and p.ready == "2/2"], 60)
+        (pod,) = new
+        assert pod.name.startswith("reviews-v3-")
+        mesh.converge()
+        wait_for("productpage's sidecar to know the new endpoint", lambda: pod.ip in endpoints(), 10)
+        assert "v3" in mesh.reviews_versions(12)
+    finally:
+        manifest.write_text(original)
+    wait_for("the extra pod to go", lambda: {p.name for p in mesh.refresh().pods} == old, 60)
+    mesh.converge()
+    wait_for("its endpoint to go", lambda: pod.ip not in endpoints(), 10)
+    assert pod.netns not in netns.list_netns()
 
 
 # --- the seed's walk, on live Envoys --------------------------------------------------------------
