@@ -23,6 +23,7 @@ import os
 import secrets
 import shutil
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -149,6 +150,42 @@ def bind_ingress(port: int) -> socket.socket:
                            "choose another --ingress-port") from None
     listener.listen(256)
     return listener
+
+
+_READABLE = """
+import os, sys
+for path in sys.argv[1:]:
+    try:
+        os.listdir(path) if os.path.isdir(path) else open(path, "rb").close()
+    except OSError as exc:
+        print(path, exc.strerror)
+"""
+
+
+def preflight(plan: SandboxPlan) -> None:
+    """Fail early, with the fix, when the pods' uids cannot run our interpreter or read what they need
+    (a checkout or interpreter under a private home directory, gotcha 7)."""
+    settings = plan.settings
+    needs: dict[int, set[str]] = {}
+    for pod in plan.all_pods:
+        for process in pod.processes:
+            if process.uid is not None:
+                needs.setdefault(process.uid, set()).add(process.cwd)
+    if plan.ingress is not None and settings.pythonpath:
+        needs.setdefault(settings.proxy_uid, set()).add(settings.pythonpath)  # the relay
+    for uid, paths in sorted(needs.items()):
+        argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", settings.python, "-I", "-S",
+                "-c", _READABLE, *sorted(paths)]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        except OSError as err:
+            raise SandboxError(f"cannot run setpriv: {err}") from None
+        problem = done.stdout.strip() or (done.stderr.strip().splitlines() or [""])[-1]
+        if done.returncode != 0 or problem:
+            what = problem or settings.python
+            raise SandboxError(f"uid {uid} (pod processes run as it) cannot use {what}: keep the checkout and "
+                               "the interpreter outside private home directories, or make them readable "
+                               "(chmod -R o+rX)")
 
 
 class Poller:
@@ -350,6 +387,7 @@ class Sandbox:
         except PlanError as err:
             raise SandboxError(str(err)) from None
         self.plan = plan
+        preflight(plan)
         for warning in plan.warnings:
             self.progress(f"warning: {warning}")
         run = Path(self.settings.run_dir)
