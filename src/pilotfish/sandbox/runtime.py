@@ -183,9 +183,9 @@ def preflight(plan: SandboxPlan) -> None:
         problem = done.stdout.strip() or (done.stderr.strip().splitlines() or [""])[-1]
         if done.returncode != 0 or problem:
             what = problem or settings.python
-            raise SandboxError(f"uid {uid} (pod processes run as it) cannot use {what}: keep the checkout and "
-                               "the interpreter outside private home directories, or make them readable "
-                               "(chmod -R o+rX)")
+            raise SandboxError(f"uid {uid} (pod processes run as it) cannot use {what}: keep the checkout "
+                               "and the interpreter outside private home directories, or make them "
+                               "readable (chmod -R o+rX)")
 
 
 class Poller:
