@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+import time
 from pathlib import Path
 
 from pilotfish.sandbox import procs
@@ -22,6 +23,10 @@ def test_started_processes_are_found_by_their_marker_and_killed(tmp_path: Path) 
     prefix = f"pfp{secrets.token_hex(3)}-"
     running = [procs.start(_sleeper(prefix, tmp_path / f"s{i}.log"), None) for i in range(2)]
     try:
+        deadline = time.monotonic() + 30
+        while not all(Path(r.plan.log).read_text() for r in running):  # both started and logging
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
         assert procs.marked_pids(prefix) == sorted(r.pid for r in running)
         assert procs.marked_pids(prefix[:-1] + "x-") == []
         assert procs.command(running[0].plan, "ns1")[:4] == ["ip", "netns", "exec", "ns1"]
