@@ -552,7 +552,10 @@ class Sandbox:
         except PlanError as err:
             return [f"cannot apply the manifests: {err}"]
         diff = diff_pods(self.plan.pods, new.pods)
-        messages = []
+        messages = [f"manifests changed (mesh version {mesh.version}): "
+                    + (f"{len(diff.added)} pod(s) to create, {len(diff.removed)} to remove"
+                       if not diff.empty else "routing config only (served by the discovery server)")]
+        messages += [f"  warning: {d}" for d in self.diagnostics]
         gateway_changed = (self.plan.ingress != new.ingress
                            or any(p.key == (new.ingress.pod if new.ingress else None) for p in diff.removed))
         if gateway_changed and self.relay is not None:
