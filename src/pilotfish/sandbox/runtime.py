@@ -339,7 +339,6 @@ class Sandbox:
         self.xds_ready = False
         self.relay: procs.Running | None = None
         self.started = time.monotonic()
-        self.etc_netns_created = False
         self.manifest_signature: tuple[tuple[str, int, int], ...] = ()
         self.diagnostics: list[Diagnostic] = []
         self._locked = False
@@ -400,7 +399,6 @@ class Sandbox:
         try:
             if self.settings.with_proxies:
                 self._start_discovery(plan)
-            self.etc_netns_created = not netns.ETC_NETNS.exists()
             netns.create_node(plan.node)
             self._create_pods(plan.all_pods)
             self.progress(f"{len(plan.all_pods)} pod namespaces created")
@@ -608,7 +606,7 @@ class Sandbox:
             run_dir=self.settings.run_dir, ingress_url=plan.ingress.url if plan.ingress else "",
             discovery_grpc=f"unix:{plan.xds_socket}" if self.discovery else "",
             discovery_http=self.discovery_http, node=plan.node, pods=pods,
-            etc_netns_created=self.etc_netns_created, started=time.time() - self.elapsed(),
+            started=time.time() - self.elapsed(),
         )
 
     def write_state(self) -> None:

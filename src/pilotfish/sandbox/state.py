@@ -75,7 +75,6 @@ class MeshState:
     discovery_http: str
     node: str
     pods: list[PodState] = field(default_factory=list)
-    etc_netns_created: bool = False
     started: float = 0.0
 
     def to_json(self) -> str:
