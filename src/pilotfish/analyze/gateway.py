@@ -14,11 +14,11 @@ from collections.abc import Iterator, Mapping
 
 from pilotfish.analyze import messages as msg
 from pilotfish.analyze.analyzer import Analyzer, did_you_mean, finding
-from pilotfish.analyze.certs import certificate_problem
 from pilotfish.analyze.context import AnalysisContext, selector_text
 from pilotfish.analyze.inventory import Pod
 from pilotfish.analyze.messages import quoted
 from pilotfish.analyze.resource import CORE, Resource, items, labels, mapping, strings, text
+from pilotfish.certificates import certificate_problem
 from pilotfish.config.diagnostics import Diagnostic
 from pilotfish.config.yamltext import Path
 from pilotfish.model import hosts

@@ -18,6 +18,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("proxy-config", "pilotfish.cli.proxy_config:proxy_config"),
     ("agent", "pilotfish.cli.agent:agent"),
     ("analyze", "pilotfish.cli.analyze:analyze"),
+    ("trace", "pilotfish.cli.trace:trace"),
     ("up", "pilotfish.cli.sandbox:up"),
     ("down", "pilotfish.cli.sandbox:down"),
     ("logs", "pilotfish.cli.sandbox:logs"),

@@ -14,10 +14,10 @@ import binascii
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from pilotfish.certificates import CertificateError, pem_certificates
 from pilotfish.inspect.configdump import ConfigDump, JsonObject, get, get_list, get_obj
 from pilotfish.inspect.protojson import normalize
 from pilotfish.inspect.tabwriter import tabulate
-from pilotfish.inspect.x509 import CertificateError, first_pem_certificate, parse_certificate
 
 SECRETS_CONFIG_DUMP_TYPE = "envoy.admin.v3.SecretsConfigDump"
 NO_SECRETS = "No active or warming secrets found.\n"
@@ -95,7 +95,7 @@ def _row(
     if not pem:
         return SecretRow(name=name, status=state)
     try:
-        cert = parse_certificate(first_pem_certificate(pem))
+        cert = pem_certificates(pem.encode())[0]
     except CertificateError:
         return SecretRow(name=name, status=state)
     return SecretRow(

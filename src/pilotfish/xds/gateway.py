@@ -262,6 +262,9 @@ def _route_config(
 ) -> route_pb2.RouteConfiguration:
     config = route_pb2.RouteConfiguration(name=name)
     config.validate_clusters.value = False
+    if mesh.profile is Profile.MODERN:
+        # Modern domains carry no port; Envoy must drop the Host header's port to match them.
+        config.ignore_port_in_host_matching = True
     vhosts: dict[str, route_components_pb2.VirtualHost] = {}
     for bound in servers:
         ctx = RouteContext(mesh, proxy, frozenset({bound.gateway_ref}), bound.listen_port)

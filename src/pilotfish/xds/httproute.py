@@ -158,7 +158,7 @@ def _route(
     name = rule.name + (f".{match.name}" if match is not None and match.name else "")
     if name:
         route.name = name
-    _set_match(route.match, match)
+    set_route_match(route.match, match)
     if rule.redirect is not None:
         _set_redirect(route, rule.redirect)
     elif rule.direct_response is not None:
@@ -180,7 +180,9 @@ def _route(
 # --- match --------------------------------------------------------------------------------------------
 
 
-def _set_match(out: route_components_pb2.RouteMatch, match: istio.HTTPMatchRequest | None) -> None:
+def set_route_match(out: route_components_pb2.RouteMatch, match: istio.HTTPMatchRequest | None) -> None:
+    """The Envoy match of one VirtualService `match` (None: a rule without match). Public because
+    `simulate` uses it to find which rule, and so which `file:line`, produced a matched route."""
     if match is None or match.uri is None:
         out.prefix = "/"
     elif match.uri.exact is not None:

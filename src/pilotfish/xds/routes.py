@@ -48,6 +48,9 @@ def _sidecar_key(mesh: Mesh, proxy: Proxy) -> object:
 def build_route_config(mesh: Mesh, proxy: Proxy, listener: OutboundListener) -> route_pb2.RouteConfiguration:
     config = route_pb2.RouteConfiguration(name=listener.route_name)
     config.validate_clusters.value = False
+    if mesh.profile is Profile.MODERN:
+        # Modern domains carry no port; Envoy must drop the Host header's port to match them.
+        config.ignore_port_in_host_matching = True
     ctx = RouteContext(mesh, proxy, frozenset({names.MESH_GATEWAY}), listener.port)
     vhosts = _virtual_hosts(ctx, listener)
     sniffed = listener.route_name != names.outbound_http_route_name(listener.port)

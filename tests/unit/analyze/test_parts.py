@@ -12,8 +12,8 @@ import yaml
 from pilotfish.analyze import messages
 from pilotfish.analyze.analyzer import Analyzer, did_you_mean
 from pilotfish.analyze.analyzers import ALL, BY_NAME, UnknownAnalyzer, run, select
-from pilotfish.analyze.certs import certificate_problem, validity
 from pilotfish.analyze.context import context_from_texts
+from pilotfish.certificates import certificate_problem, pem_certificates
 from pilotfish.config.diagnostics import Diagnostic, Level
 from pilotfish.model.build import build_mesh
 from tests.paths import CONFORMANCE, REPO
@@ -175,7 +175,8 @@ def _secret_cert(file: str, index: int) -> bytes:
 
 def test_certificate_validity() -> None:
     valid = _secret_cert("gateway-secrets.yaml", 0)
-    not_before, not_after = validity(base64.b64decode(b"".join(valid.splitlines()[1:-2])))
+    first = pem_certificates(valid)[0]
+    not_before, not_after = first.not_before, first.not_after
     assert not_before < datetime(2024, 1, 1, tzinfo=UTC) < not_after
     assert certificate_problem(valid, datetime(2026, 1, 1, tzinfo=UTC)) == ""
     assert certificate_problem(valid, not_before.replace(year=not_before.year - 1)).startswith(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from pilotfish.certificates import CertificateError, der_certificate, pem_certificates
 from pilotfish.inspect.configdump import ConfigDump, ConfigDumpError, go_atoi
 from pilotfish.inspect.protojson import StructObject, lower_camel, normalize
 from pilotfish.inspect.render import go_float, go_json, go_yaml, go_yaml_float, jsonpb_indent
 from pilotfish.inspect.routes import _istioctl_route_order, render_config_path
 from pilotfish.inspect.tabwriter import format_text, tabulate
-from pilotfish.inspect.x509 import CertificateError, first_pem_certificate, parse_certificate
 
 # ---------------------------------------------------------------- tabwriter
 
@@ -275,9 +275,9 @@ def test_tolerates_missing_sections_and_v2_listener_dumps() -> None:
 
 
 def test_certificate_errors() -> None:
-    with pytest.raises(CertificateError):
-        first_pem_certificate("no pem here")
-    with pytest.raises(CertificateError, match="bad PEM base64"):
-        first_pem_certificate("-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n")
+    with pytest.raises(CertificateError, match="no PEM CERTIFICATE block"):
+        pem_certificates(b"no pem here")
+    with pytest.raises(CertificateError, match="not a readable certificate"):
+        pem_certificates(b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n")
     with pytest.raises(CertificateError, match="not a DER certificate"):
-        parse_certificate(b"\x30\x03\x02\x01")
+        der_certificate(b"\x30\x03\x02\x01")
