@@ -19,6 +19,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("agent", "pilotfish.cli.agent:agent"),
     ("analyze", "pilotfish.cli.analyze:analyze"),
     ("trace", "pilotfish.cli.trace:trace"),
+    ("discovery", "pilotfish.cli.discovery:discovery"),
+    ("proxy-status", "pilotfish.cli.proxy_status:proxy_status"),
     ("up", "pilotfish.cli.sandbox:up"),
     ("down", "pilotfish.cli.sandbox:down"),
     ("logs", "pilotfish.cli.sandbox:logs"),

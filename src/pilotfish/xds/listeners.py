@@ -166,7 +166,7 @@ def _wildcard_tcp_chain(mesh: Mesh, service: Service, port: int) -> FilterChain 
     """A TCP service without a VIP on a shared wildcard listener: matched by its CIDRs or by SNI."""
     cluster = names.ClusterKey.outbound(port, service.hostname).name
     chain = FilterChain(filters=[_tcp_proxy(cluster, mesh)])
-    cidrs = [a for a in service.addresses if a and a != WILDCARD]
+    cidrs = [a for a in service.addresses if "/" in a]  # plain addresses have listeners of their own
     service_port = service.port(port)
     if cidrs:
         chain.filter_chain_match.prefix_ranges.extend(cidr(a) for a in cidrs)

@@ -110,14 +110,25 @@ def _add_service_port(
     kind = listener_kind(protocol)
     if kind is None:
         return
-    bind = WILDCARD if kind is Kind.HTTP or not service.has_vip else service.address
-    if "/" in bind:  # a CIDR address: wildcard listener, matched by prefix
-        bind = WILDCARD
-    listener_key = names.listener_name(bind, port)
-    existing = listeners.get(listener_key)
-    if existing is None:
-        listeners[listener_key] = OutboundListener(bind, port, kind, [service], egress)
-    elif existing.kind is kind or (existing.kind is Kind.HTTP and kind is Kind.AUTO):
-        existing.services.append(service)
-    # Otherwise (TCP vs HTTP on one wildcard port): the first protocol claims the port, as Istio's
-    # conflict handling keeps the current listener.
+    for bind in _binds(service, kind):
+        listener_key = names.listener_name(bind, port)
+        existing = listeners.get(listener_key)
+        if existing is None:
+            listeners[listener_key] = OutboundListener(bind, port, kind, [service], egress)
+        elif existing.kind is kind or (existing.kind is Kind.HTTP and kind is Kind.AUTO):
+            existing.services.append(service)
+        # Otherwise (TCP vs HTTP on one wildcard port): the first protocol claims the port, as
+        # Istio's conflict handling keeps the current listener.
+
+
+def _binds(service: Service, kind: Kind) -> list[str]:
+    """HTTP ports and services without a VIP share the wildcard listener; otherwise one listener per
+    service address (a ServiceEntry may list several), with CIDRs matched by prefix on the wildcard."""
+    if kind is Kind.HTTP or not service.has_vip:
+        return [WILDCARD]
+    binds: list[str] = []
+    for address in service.addresses or (service.address,):
+        bind = WILDCARD if "/" in address else address
+        if bind not in binds:
+            binds.append(bind)
+    return binds

@@ -345,3 +345,16 @@ spec:
 def test_envoy_accepts_kitchen_sink(client: ProxyResources) -> None:
     accepted, output = envoy_validate(client)
     assert accepted, output
+
+
+def test_service_entry_with_many_addresses_gets_a_listener_per_address() -> None:
+    """Istio 1.3 covers every address of a TCP ServiceEntry: /32s get `<ip>_<port>`, wider CIDRs
+    a prefix-matched chain on the wildcard listener (github.yaml: 18 addresses on port 22)."""
+    from tests.paths import CONFORMANCE
+
+    text = BASE + "---\n" + (CONFORMANCE / "istio-samples/external/github.yaml").read_text()
+    listeners = as_json(offline_resources(build(text), "deploy/client", "default").listeners)
+    assert "192.30.252.153_22" in listeners and "54.87.5.173_22" in listeners
+    chains = listeners["0.0.0.0_22"]["filterChains"]
+    prefixes = [r["addressPrefix"] for c in chains for r in c.get("filterChainMatch", {}).get("prefixRanges", [])]
+    assert "192.30.252.0" in prefixes and "192.30.252.153" not in prefixes
