@@ -223,6 +223,21 @@ def test_seed_walk_productpage(clean: LocalMesh, monkeypatch: pytest.MonkeyPatch
     assert endpoints == {f"{p.ip}:9080" for p in mesh.refresh().pods if p.name.startswith("reviews-")}
 
 
+def test_proxy_status_finds_the_discovery_server_and_diffs_a_pod(clean: LocalMesh,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    mesh = clean
+    monkeypatch.setenv("PILOTFISH_PREFIX", mesh.prefix)
+    result = CliRunner().invoke(cli, ["proxy-status"])
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.output.splitlines()[1:]]
+    assert sorted(row[0] for row in rows) == sorted(p.proxy_id for p in mesh.refresh().pods if p.proxy_type)
+    assert all(row[1:5] == ["SYNCED"] * 4 for row in rows)
+    page = mesh.pod("productpage")
+    diff = CliRunner().invoke(cli, ["proxy-status", page.name])
+    assert diff.exit_code == 0, diff.output
+    assert diff.output.splitlines()[:2] == ["Clusters Match", "Listeners Match"]
+
+
 # --- request routing, traffic shifting ------------------------------------------------------------
 
 
@@ -580,9 +595,10 @@ def test_killing_a_reviews_app_is_hidden_by_retries(clean: LocalMesh) -> None:
     with ClientLoop(mesh) as loop:
         os.kill(app, signal.SIGKILL)
         loop.settle(10)
-        wait_for("up to restart the reviews app", lambda: mesh.pod("reviews-v1").ready == "2/2", 30)
+        wait_for("up to restart the reviews app",
+                 lambda: re.search(r"restarted a container of reviews-v1", mesh.log_path.read_text()), 30)
+        wait_for("the restarted app to be ready", lambda: mesh.pod("reviews-v1").ready == "2/2", 30)
         loop.settle(10)
     statuses = {status for status, _ in loop.results}
     assert statuses == {200}, loop.failures()[:5]
     assert not loop.failures(), "retries on the refused connection hide the dead app"
-    assert re.search(r"restarted a container of reviews-v1", mesh.log_path.read_text())

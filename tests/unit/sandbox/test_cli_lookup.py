@@ -3,6 +3,7 @@ mesh's state file; `pilotfish logs` reads its log files the same way."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,3 +58,15 @@ def test_logs_print_a_containers_log(mesh_state: MeshState) -> None:
     assert tail.output == "GET /productpage 200\n"
     missing = CliRunner().invoke(cli, ["logs", POD, "-c", "proxy"])
     assert missing.exit_code == 1 and "no container 'proxy'" in missing.output
+
+
+def test_proxy_status_reads_the_running_meshs_discovery_server(mesh_state: MeshState) -> None:
+    syncz = [{"proxy": f"{POD}.default", "cluster_sent": "1", "cluster_acked": "1", "listener_sent": "2",
+              "listener_acked": "2", "route_sent": "3", "route_acked": "3", "endpoint_sent": "4",
+              "endpoint_acked": "4", "istiod": "pilotfish", "istio_version": "0.1.0"}]
+    with serve_admin({"/debug/syncz": json.dumps(syncz).encode()}) as address:
+        mesh_state.discovery_http = address.removeprefix("http://")
+        write_state(mesh_state)
+        result = CliRunner().invoke(cli, ["proxy-status"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1].split()[:2] == [f"{POD}.default", "SYNCED"]
