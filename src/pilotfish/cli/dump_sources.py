@@ -3,7 +3,7 @@
 All three give the same two documents (`/config_dump?include_eds` and `/clusters?format=json`) to the pure
 renderers in `pilotfish.inspect`, so a table printed from a live Envoy and one printed from manifests can
 be compared line by line. `select_source` is the single place that maps command-line flags to a source;
-finding a running pod's admin socket by name slots in there later.
+with no flag, a pod name is looked up in the running local mesh (`pilotfish up`).
 """
 
 from __future__ import annotations
@@ -79,10 +79,26 @@ def select_source(
             raise SourceError("--manifests needs the pod to show: proxy-config <kind> <pod>[.<namespace>]")
         name, ns = split_pod(pod, namespace)
         return ManifestSource(tuple(manifests), name, ns)
+    if pod:
+        return AdminSource(running_mesh_admin(pod, namespace))
     raise SourceError(
         "say where the proxy's config comes from: -f/--file <saved config_dump.json>, "
         "--admin <URL or unix:/path/to/admin.sock>, or --manifests <file-or-dir>"
     )
+
+
+def running_mesh_admin(pod: str, namespace: str | None) -> str:
+    """The admin socket of `pod` in the local mesh that `pilotfish up` runs (its state file)."""
+    from pilotfish.sandbox.state import admin_address
+
+    try:
+        return admin_address(pod, namespace)
+    except LookupError as exc:
+        raise SourceError(
+            f"{exc.args[0] if exc.args else exc}; or say where the proxy's config comes from: "
+            "-f/--file <saved config_dump.json>, --admin <URL or unix:/path/to/admin.sock>, "
+            "or --manifests <file-or-dir>"
+        ) from None
 
 
 # ---------------------------------------------------------------- files

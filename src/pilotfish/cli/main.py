@@ -21,6 +21,9 @@ COMMANDS: list[tuple[str, str]] = [
     ("trace", "pilotfish.cli.trace:trace"),
     ("discovery", "pilotfish.cli.discovery:discovery"),
     ("proxy-status", "pilotfish.cli.proxy_status:proxy_status"),
+    ("up", "pilotfish.cli.sandbox:up"),
+    ("down", "pilotfish.cli.sandbox:down"),
+    ("logs", "pilotfish.cli.sandbox:logs"),
 ]
 
 

@@ -59,14 +59,37 @@ def get_json(base: str, path: str) -> Any:
         raise OSError(f"{base}{path} did not return JSON") from None
 
 
+DEFAULT_DISCOVERY_HTTP = "127.0.0.1:15014"
+
+
+def running_mesh_discovery() -> str | None:
+    """The discovery server of the local mesh `pilotfish up` runs (prefix: $PILOTFISH_PREFIX or pf-)."""
+    from pilotfish.sandbox.state import NoRunningMesh, discovery_http_address
+
+    try:
+        return discovery_http_address() or None
+    except NoRunningMesh:
+        return None
+
+
+def running_mesh_admin(proxy_id: str) -> str | None:
+    """That pod's Envoy admin socket in the local mesh, so `proxy-status <pod>` diffs without --admin."""
+    from pilotfish.sandbox.state import admin_address
+
+    try:
+        return admin_address(proxy_id)
+    except LookupError:
+        return None
+
+
 @click.command("proxy-status")
 @click.argument("pod", required=False)
 @click.option("-n", "--namespace", default=None, help="Namespace of POD when it has no '.<ns>' suffix.")
 @click.option(
     "--discovery-http",
-    default="127.0.0.1:15014",
-    show_default=True,
-    help="Debug HTTP address of `pilotfish discovery` (host:port or URL).",
+    default=None,
+    help="Debug HTTP address of `pilotfish discovery` (host:port or URL). Default: the running local mesh's "
+    f"(`pilotfish up`), else {DEFAULT_DISCOVERY_HTTP}.",
 )
 @click.option(
     "--profile",
@@ -81,9 +104,11 @@ def get_json(base: str, path: str) -> Any:
     help="With POD: that Envoy's admin address (URL, host:port or unix:PATH) to diff against.",
 )
 def proxy_status(
-    pod: str | None, namespace: str | None, discovery_http: str, profile: str, admin: str | None
+    pod: str | None, namespace: str | None, discovery_http: str | None, profile: str, admin: str | None
 ) -> None:
     """Sync status of every connected proxy; with POD, the diff between what was sent and what Envoy holds."""
+    local_mesh = discovery_http is None and running_mesh_discovery() is not None
+    discovery_http = discovery_http or running_mesh_discovery() or DEFAULT_DISCOVERY_HTTP
     try:
         entries = get_json(discovery_http, "/debug/syncz")
     except OSError as err:
@@ -99,6 +124,8 @@ def proxy_status(
         raise click.ClickException(
             f"proxy {ref} is not connected to the discovery server at {discovery_http}"
         )
+    if admin is None and local_mesh:
+        admin = running_mesh_admin(str(selected[0].get("proxy", "")))
     if admin is None:
         click.echo(status_table(selected, parse_profile(profile)), nl=False)
         for entry in selected:

@@ -284,6 +284,11 @@ def _set_action(ctx: RouteContext, vs: ConfigObject, rule: istio.HTTPRoute, rout
     timeout = duration(rule.timeout) if rule.timeout is not None else ZERO
     action.timeout.CopyFrom(timeout)
     action.max_stream_duration.grpc_timeout_header_max.CopyFrom(timeout)
+    if rule.timeout is not None and timeout != ZERO:
+        # A route with `max_stream_duration` uses Envoy's "new timeouts": `timeout` is then ignored
+        # for plain HTTP, so the VirtualService timeout must be the stream's maximum duration too
+        # (modern Istio sets both).
+        action.max_stream_duration.max_stream_duration.CopyFrom(timeout)
     _set_retry_policy(ctx, action, rule.retries)
     if rule.rewrite is not None:
         if rule.rewrite.uri:

@@ -227,6 +227,8 @@ def test_regex_rewrite_timeout_retries(client: ProxyResources) -> None:
     action = route["route"]
     assert action["prefixRewrite"] == "/api/" and action["hostRewriteLiteral"] == "internal"
     assert action["timeout"] == "0.500s"
+    # With max_stream_duration present Envoy ignores `timeout` for HTTP: the stream limit must carry it too.
+    assert action["maxStreamDuration"] == {"maxStreamDuration": "0.500s", "grpcTimeoutHeaderMax": "0.500s"}
     assert action["retryPolicy"]["numRetries"] == 3
     assert action["retryPolicy"]["retryOn"] == "gateway-error"
     assert action["retryPolicy"]["retriableStatusCodes"] == [503]
