@@ -51,9 +51,22 @@ def one_run(directory: Path, timeout: float = 120.0) -> tuple[float, float, floa
     prefix = f"pfb{secrets.token_hex(3)}-"
     with tempfile.TemporaryFile() as log:
         began = time.monotonic()
-        up = subprocess.Popen([sys.executable, "-m", "pilotfish", "up", str(directory), "--prefix", prefix,
-                               "--ingress-port", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                              env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+        up = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pilotfish",
+                "up",
+                str(directory),
+                "--prefix",
+                prefix,
+                "--ingress-port",
+                str(port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+        )
         ready = first_200 = 0.0
         try:
             while time.monotonic() - began < timeout and up.poll() is None:
@@ -80,8 +93,9 @@ def one_run(directory: Path, timeout: float = 120.0) -> tuple[float, float, floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("dir", nargs="?", default=str(REPO / "samples" / "bookinfo"))
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()

@@ -11,11 +11,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import json
+import tempfile
+import time
 import tracemalloc
+from pathlib import Path
+
+import aiohttp
 
 from bench import meshes
-from bench.figures import Figure, unavailable
+from bench import xds_convergence as harness
+from bench.convergence import node_ids, synced
+from bench.figures import Figure
+from bench.fleet import FakeEnvoy, fleet, quiet
 from bench.generation import ready
 from pilotfish.pipeline import generate, proxy_for_workload
 
@@ -44,8 +54,54 @@ def generation_figures(services: int, proxies: int) -> list[Figure]:
     ]
 
 
+async def server_figures(services: int, replicas: int, steps: tuple[int, int]) -> list[Figure]:
+    """RSS of `pilotfish discovery` idle, then with `steps[0]` and `steps[1]` simulated proxies
+    (distinct pods, half SotW, half delta) connected and synced."""
+    with tempfile.TemporaryDirectory(prefix="pf-bench-mem-") as tmp:
+        work = Path(tmp)
+        manifests = work / "manifests"
+        manifests.mkdir()
+        harness.write(manifests / "services.yaml", meshes.http_services(services, replicas=replicas))
+        sock = work / "xds.sock"
+        with harness.discovery(manifests, sock, None) as (server, port):
+            async with aiohttp.ClientSession() as session:
+                async with session.get(f"http://127.0.0.1:{port}/debug/registryz") as response:
+                    ids = node_ids(json.loads(await response.text())["workloads"])
+                await asyncio.sleep(1.0)
+                rss = {0: harness.rss_mb(server.pid)}
+                clients = [FakeEnvoy(ids[i % len(ids)], delta=i % 2 == 1) for i in range(steps[1])]
+                async with fleet(sock, clients[: steps[0]]):
+                    rss[steps[0]] = await _settled_rss(session, port, server.pid, clients[: steps[0]])
+                    async with fleet(sock, clients[steps[0] :]):
+                        rss[steps[1]] = await _settled_rss(session, port, server.pid, clients)
+    name = f"memory.server.{services}x{replicas}"
+    slope = (rss[steps[1]] - rss[0]) * 1024 / steps[1]
+    return [
+        *(Figure(f"{name}.rss_{n}_proxies", mb, "MB") for n, mb in rss.items()),
+        Figure(f"{name}.kb_per_connected_proxy", slope, "KB", PER_PROXY_TARGET_KB),
+        Figure(
+            f"{name}.kb_per_proxy_{steps[0]}_to_{steps[1]}",
+            (rss[steps[1]] - rss[steps[0]]) * 1024 / (steps[1] - steps[0]),
+            "KB",
+        ),
+    ]
+
+
+async def _settled_rss(
+    session: aiohttp.ClientSession, port: int, pid: int, clients: list[FakeEnvoy]
+) -> float:
+    started = time.time()
+    await quiet(clients, started - 60, settle=0.5, timeout=120)
+    await synced(session, port, len(clients))
+    await asyncio.sleep(1.0)
+    return harness.rss_mb(pid)
+
+
 def run(quick: bool, only: str = "") -> list[Figure]:
     services, proxies = (100, 20) if quick else (1000, 100)
     figures = generation_figures(services, proxies)
-    figures.append(unavailable("memory.server", "needs the discovery server (pilotfish discovery)"))
+    if quick:
+        figures += asyncio.run(server_figures(20, 5, (10, 100)))
+    else:
+        figures += asyncio.run(server_figures(100, 10, (100, 1000)))
     return figures
