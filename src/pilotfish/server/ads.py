@@ -234,7 +234,8 @@ def plan_sotw_push(
     if cds_send is not None:
         sends.append(cds_send)
     if isinstance(eds, SotwWatch):
-        subset, content = _selected(new.endpoints, eds.names | frozenset(changed_eds))
+        names = eds.names | frozenset(changed_eds) if changed_eds else eds.names
+        subset, content = _selected(new.endpoints, names)
         force = bool(changed_eds) and cds_send is not None
         if force or content != eds.content_sent:
             reason = "after-cds" if force else "push"

@@ -58,32 +58,39 @@ def generate(mesh: Mesh, proxy: Proxy) -> ProxyResources:
     key = ("proxy", proxy)
     cached = mesh.memo.get(key)
     if cached is None:
-        sets = [generate_type(mesh, proxy, type_url) for type_url in PUSH_ORDER]
+        shape = _shape(mesh, proxy)
+        sets = [generate_type(mesh, proxy, type_url, shape) for type_url in PUSH_ORDER]
         cached = mesh.memo[key] = ProxyResources(*sets)
     assert isinstance(cached, ProxyResources)
     return cached
 
 
-def generate_type(mesh: Mesh, proxy: Proxy, type_url: TypeUrl) -> ResourceSet:
+def generate_type(
+    mesh: Mesh, proxy: Proxy, type_url: TypeUrl, shape: tuple[object, ...] | None = None
+) -> ResourceSet:
     """One type's resources for one proxy: the shape's shared set, plus the proxy's own (cached per
-    proxy too, so an update that cannot affect them keeps the whole set, see `carry_over`)."""
+    proxy too, so an update that cannot affect them keeps the whole set, see `carry_over`).
+    `shape`: `_shape(mesh, proxy)` when the caller has it already."""
     generator = (ROUTER_GENERATORS if proxy.is_router else SIDECAR_GENERATORS)[type_url]
     own = generator.own
+    key_shape = shape if shape is not None else _shape(mesh, proxy)
     if own is None:
-        return _shared_set(mesh, proxy, type_url, generator)
+        return _shared_set(mesh, proxy, type_url, generator, key_shape)
     return mesh.cached(
         (f"own-{type_url.short}", proxy),
         lambda: ResourceSet.of(
-            type_url, own(mesh, proxy), base=_shared_set(mesh, proxy, type_url, generator)
+            type_url, own(mesh, proxy), base=_shared_set(mesh, proxy, type_url, generator, key_shape)
         ),
     )
 
 
-def _shared_set(mesh: Mesh, proxy: Proxy, type_url: TypeUrl, generator: Generator) -> ResourceSet:
+def _shared_set(
+    mesh: Mesh, proxy: Proxy, type_url: TypeUrl, generator: Generator, shape: tuple[object, ...]
+) -> ResourceSet:
     build = generator.shared
     if build is None:
         return ResourceSet(type_url)
-    key = (f"set-{type_url.short}", proxy.is_router, *_shape(mesh, proxy))
+    key = (f"set-{type_url.short}", proxy.is_router, *shape)
     return mesh.cached(key, lambda: ResourceSet.of(type_url, build(mesh, proxy)))
 
 
@@ -162,9 +169,8 @@ class _Staleness:
             if ep.workload
         }
         """Pods whose inbound side may differ (an endpoint of theirs changed)."""
-        self.clusters_changed = any(
-            _tag(key) == "cds" and not self._port_unaffected(key, value)
-            for key, value in previous.memo.items()
+        self.clusters_changed = bool(self.changed) and any(
+            _tag(key) == "cds" and not self._port_unaffected(key, value) for key, value in entries
         )
         """Whether a cluster carries changed endpoints inline (then cluster lists and sets go too)."""
 
