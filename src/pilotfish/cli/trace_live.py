@@ -26,7 +26,7 @@ from pilotfish.simulate.logline import CORRELATION, NEEDED, LogFormat, log_forma
 from pilotfish.simulate.request import IngressSource, PodSource, Protocol, Request
 from pilotfish.simulate.result import Trace
 from pilotfish.simulate.source import DumpedSource
-from pilotfish.simulate.verify import Observed, Sent, Start, Verification, compare, correlate
+from pilotfish.simulate.verify import Observed, Sent, Start, Verification, compare, correlate, written
 
 ETC_NETNS = Path("/etc/netns")
 LIVE_DESCRIPTION = "live config of the running mesh's Envoys (/config_dump over their admin sockets)"
@@ -162,7 +162,7 @@ def verify(
     )
     start = _start(trace, sent, context.state)
     pods_by_ip = {p.ip: p.proxy_id for p in context.state.pods if p.proxy_type}
-    expected = len(trace.outcome.logs)
+    expected = len(written(trace))
 
     def chain_of(lines: Mapping[str, Sequence[str]]) -> list[Observed]:
         observed = [
@@ -240,9 +240,9 @@ def _workload(mesh: Mesh, name: str, namespace: str) -> Workload:
 
 def _start(trace: Trace, sent: Sent, state: MeshState) -> Start:
     """The proxy whose line comes first: the trace's first logging proxy, else the source's own."""
-    first = trace.outcome.first_log
-    if first is not None:
-        pod = first.pod
+    logs = written(trace)
+    if logs:
+        pod = logs[0].pod
     else:
         source = trace.request.source
         pod = f"{source.pod}.{source.namespace}"

@@ -80,6 +80,8 @@ class _Envoy:
     config: ProxyConfig
     listener: str = ""
     direction: str = ""
+    logs: bool = True
+    """Whether the network filter handling the request has an access log."""
 
     @property
     def component(self) -> Component:
@@ -149,7 +151,10 @@ class _Walk:
         self.hops.append(Hop(step, pod, component, name, detail, status, origin, candidates, to, brief))
 
     def _log(self, at: _Envoy, cluster: str, flags: str, code: int | None) -> None:
-        self.logs.append(ProxyLog(at.pod.proxy_id, at.direction, at.listener, cluster or "-", flags, code))
+        logged = at.logs or not self.mesh.mesh_config.access_log_file
+        self.logs.append(
+            ProxyLog(at.pod.proxy_id, at.direction, at.listener, cluster or "-", flags, code, logged)
+        )
 
     def _fail(self, end: End, summary: str, fix: str, code: int | None = None, flags: str = "-") -> Outcome:
         return Outcome(end, summary, code, flags, fix=fix)
@@ -501,6 +506,8 @@ class _Walk:
             brief=f"match {envoy.describe_chain_match(chain)}",
         )
         kind, config = envoy.network_filter(chain)
+        if kind in ("tcp", "hcm"):
+            at = dataclasses.replace(at, logs=bool(config.access_log))
         if chain.HasField("transport_socket"):
             decrypted = self._terminate_tls(at, chain, conn)
             if decrypted is None:
