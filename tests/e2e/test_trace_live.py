@@ -51,8 +51,9 @@ NOT_LIVE = {
     # names outside the sandbox do not resolve (external.example stands in where the path is the same)
     "registry-only-se-http", "registry-only-se-https-sni", "registry-only-https-unknown",
     "registry-only-se-cidr-tcp",
-    # ALLOW_ANY to a closed port of the external host: Envoy's UF is about that host, not the routing
-    "allow-any-other-port",
+    # nothing listens there (the trace notes "the app must listen on it"): Envoy's UF is about the
+    # application, not the routing
+    "allow-any-other-port", "unknown-port-passthrough",
 }
 LIVE_CASES = [c for c in CASES if c.id not in NOT_LIVE]
 
@@ -174,7 +175,10 @@ def verify(mesh: LocalMesh, case: Case) -> tuple[Result, dict[str, Any]]:
 
 
 def _expected(case: Case, document: dict[str, Any]) -> list[str]:
-    """Where the live trace differs from the case's expectation (the offline tests hold the same)."""
+    """Where the live trace differs from the case's expectation (the offline tests hold the same).
+    When Envoy took another weighted branch, the JSON is the re-traced branch: nothing to hold."""
+    if document["verify"]["picked"]:
+        return []
     logs = document["outcome"]["logs"]
     if case.cluster is None:
         return [] if not logs else [f"predicted logs {logs}, the case expects none"]
@@ -205,7 +209,7 @@ def test_every_proxy_logs_what_the_trace_predicts(mesh: LocalMesh, scenario: str
         differences = _expected(case, document)
         checked = document["verify"]
         if result.exit_code != 0 or not checked["ok"] or differences:
-            problems.append(f"{case.id}: {differences} {json.dumps(checked, indent=1)}")
+            problems.append(f"{case.id}: {differences} {json.dumps(checked)}")
         else:
             agreed += 1
     print(f"{scenario}: {agreed} requests verified, all proxies agree")
