@@ -10,6 +10,7 @@ must log the `%UPSTREAM_CLUSTER%`, `%RESPONSE_FLAGS%` and status the trace predi
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -22,6 +23,10 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from pilotfish.cli.main import cli
 from pilotfish.sandbox.components import missing_commands
@@ -45,8 +50,7 @@ NOT_LIVE = {
     # pods whose containers have no command (Istio's images): nothing would answer in the local mesh
     "excluded-outbound-range", "excluded-inbound-port", "no-sidecar-to-pod-ip", "no-sidecar-to-cluster-ip",
     "tcp-echo", "tcp-echo-other-port", "tcp-echo-ingress",
-    # the gateway's certificate files do not exist here; the modern profile needs other iptables rules
-    "tls-gateway-https", "tls-gateway-https-redirect", "tls-gateway-plaintext-on-443",
+    # the modern profile needs other iptables rules in every pod
     "modern-jason", "modern-ingress", "modern-unknown-host",
     # names outside the sandbox do not resolve (external.example stands in where the path is the same)
     "registry-only-se-http", "registry-only-se-https-sni", "registry-only-https-unknown",
@@ -110,10 +114,34 @@ def _scenarios() -> list[str]:
     return list(dict.fromkeys(c.scenario for c in ALL_LIVE))
 
 
+CERT_DIR = "/etc/istio/ingressgateway-certs"
+"""Where the tls-gateway scenario's Gateway expects its certificate: replaced by a generated one."""
+
+
+def _self_signed(directory: Path) -> None:
+    """A certificate for bookinfo.example.com the gateway's Envoy (uid 1337) can read."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bookinfo.example.com")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("bookinfo.example.com")]), False)
+            .sign(key, hashes.SHA256()))
+    (directory / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "tls.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    for path in (directory / "tls.crt", directory / "tls.key"):
+        path.chmod(0o644)
+
+
 @pytest.fixture(scope="module")
 def mesh() -> Iterator[LocalMesh]:
     prefix = unique_prefix("t")
     with mesh_copy("bookinfo", "sleep") as directory:
+        certs = directory / "certs"
+        certs.mkdir(mode=0o755)
+        _self_signed(certs)
         running = LocalMesh(directory, prefix, free_port())
         try:
             running.start()
@@ -149,7 +177,7 @@ def apply_scenario(mesh: LocalMesh, name: str) -> None:
                 if doc["kind"] == "MeshConfig":
                     settings = doc["spec"]
                 elif doc["apiVersion"].startswith("networking.istio.io/"):
-                    kept.append(yaml.safe_dump(doc, sort_keys=False))
+                    kept.append(yaml.safe_dump(doc, sort_keys=False).replace(CERT_DIR, str(mesh.dir / "certs")))
         texts = (*texts, *kept)
     if settings is not None:
         mesh.set_mesh_config(_mesh_yaml(settings))

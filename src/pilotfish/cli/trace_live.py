@@ -153,8 +153,8 @@ def verify(
     behind_relay = netns is None
     sent = Sent(
         how,
-        request_id if request.protocol is Protocol.HTTP else "",
-        user_agent if request.protocol is Protocol.HTTP else "",
+        request_id if request.protocol is not Protocol.TCP else "",
+        user_agent if request.protocol is not Protocol.TCP else "",
         "" if behind_relay else answer.local,
         answer.status,
         answer.error,
@@ -192,8 +192,7 @@ def _client(
     if request.protocol is not Protocol.TCP:
         headers.append(("Host", request.authority))
         headers += [(k, v) for k, v in request.headers if k.lower() != "host"]
-        if request.protocol is Protocol.HTTP:
-            headers.append(("x-request-id", request_id))
+        headers.append(("x-request-id", request_id))
         if not any(k.lower() == "user-agent" for k, _ in request.headers):
             headers.append(("User-Agent", user_agent))
     payload = f"pilotfish-verify {request_id}\r\n\r\n"
