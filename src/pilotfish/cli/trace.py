@@ -123,7 +123,12 @@ def trace(
     offline: bool,
     verify: bool,
 ) -> None:
-    """Simulate a request from SOURCE (a pod, or `ingress`) to URL and show every hop."""
+    """Simulate a request from SOURCE (a pod, or `ingress`) to URL and show every hop.
+
+    The config is the running local mesh's (each Envoy's live config) unless --manifests is given;
+    --verify sends the request for real and checks every proxy's access-log line against the trace
+    (exit 0: they agree, 3: they do not).
+    """
     state = _running(ctx, required=verify or not manifests)
     mesh = _load(ctx, list(manifests) if manifests else [Path(d) for d in state.dirs] if state else [])
     try:

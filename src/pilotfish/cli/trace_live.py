@@ -29,7 +29,7 @@ from pilotfish.simulate.source import DumpedSource
 from pilotfish.simulate.verify import Observed, Sent, Start, Verification, compare, correlate, written
 
 ETC_NETNS = Path("/etc/netns")
-LIVE_DESCRIPTION = "live config of the running mesh's Envoys (/config_dump over their admin sockets)"
+LIVE_DESCRIPTION = "live config of the running mesh's Envoys, /config_dump over their admin sockets"
 
 
 class LiveError(Exception):

@@ -159,11 +159,6 @@ def http_filter(name: str, message: Message) -> http_connection_manager_pb2.Http
     return http_connection_manager_pb2.HttpFilter(name=name, typed_config=pack(message))
 
 
-def tcp_proxy_filter(cluster: str, stat_prefix: str | None = None) -> listener_components_pb2.Filter:
-    proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix or cluster, cluster=cluster)
-    return network_filter(TCP_PROXY, proxy)
-
-
 def istio_metadata(config_path: str) -> base_pb2.Metadata:
     """`filter_metadata.istio.config = <path of the Istio object>`: lets istioctl name the source."""
     metadata = base_pb2.Metadata()
