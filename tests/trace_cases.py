@@ -501,8 +501,11 @@ CASES: tuple[Case, ...] = (
          end="local-reply"),
     Case("vs-direct-response", "details-routes", SLEEP, "http://details:9080/teapot", "-", code=418,
          end="local-reply"),
-    Case("vs-regex-any-case", "details-routes", SLEEP, "http://details:9080/SHOUT/42",
+    Case("vs-regex", "details-routes", SLEEP, "http://details:9080/shout/42",
          _out(9080, "details"), reached="details-v1-"),
+    # ignoreUriCase sets the route's case_sensitive: false, which Envoy ignores for regex paths
+    Case("vs-regex-ignore-case-has-no-effect", "details-routes", SLEEP, "http://details:9080/SHOUT/42", "-",
+         "NR", 404, "local-reply"),
     Case("vs-method-query-fault", "details-routes", SLEEP, "http://details:9080/details/0?debug=1",
          _out(9080, "details"), "FI", 503, "local-reply", method="POST"),
     Case("vs-query-needs-post", "details-routes", SLEEP, "http://details:9080/details/0?debug=1",

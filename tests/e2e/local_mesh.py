@@ -45,6 +45,7 @@ class LocalMesh:
         self.proc: subprocess.Popen[bytes] | None = None
         self.output = ""
         self.state: MeshState | None = None
+        self._mesh_original: str | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -188,8 +189,29 @@ class LocalMesh:
             (self.dir / "config" / name).unlink(missing_ok=True)
         self.converge()
 
+    @property
+    def mesh_config_file(self) -> Path:
+        """The `istio` ConfigMap of the mesh (samples/bookinfo/mesh.yaml): edited in place, as
+        `kubectl edit configmap istio -n istio-system` would, since a second one would be a duplicate."""
+        return self.dir / "bookinfo" / "mesh.yaml"
+
+    def set_mesh_config(self, mesh_yaml: str) -> None:
+        """Replace the `mesh` key of the `istio` ConfigMap (kept as it was started by `clear_config`)."""
+        if self._mesh_original is None:
+            self._mesh_original = self.mesh_config_file.read_text()
+        body = "".join(f"    {line}\n" for line in mesh_yaml.strip().splitlines())
+        self.mesh_config_file.write_text(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: istio\n  namespace: istio-system\n"
+            f"data:\n  mesh: |-\n{body}")
+        self.converge()
+
     def clear_config(self) -> None:
         names = [p.name for p in (self.dir / "config").iterdir()]
+        if self._mesh_original is not None:
+            self.mesh_config_file.write_text(self._mesh_original)
+            self._mesh_original = None
+            if not names:
+                self.converge()
         if names:
             self.remove(*names)
 

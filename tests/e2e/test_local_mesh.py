@@ -504,15 +504,9 @@ def test_mirroring_sends_copies_to_v2(clean: LocalMesh) -> None:
 # --- egress ---------------------------------------------------------------------------------------------
 
 REGISTRY_ONLY = """\
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: istio
-  namespace: istio-system
-data:
-  mesh: |-
-    outboundTrafficPolicy:
-      mode: REGISTRY_ONLY
+accessLogFile: /dev/stdout
+outboundTrafficPolicy:
+  mode: REGISTRY_ONLY
 """
 EXTERNAL_SERVICE_ENTRY = """\
 apiVersion: networking.istio.io/v1
@@ -538,7 +532,7 @@ def test_egress_allow_any_registry_only_and_service_entry(clean: LocalMesh) -> N
     status, body = mesh.curl("productpage", "http://external.example/anything")
     assert status == 200 and '"server": "external"' in body
     assert mesh.stats("productpage", r"PassthroughCluster\.upstream_rq_total")[passthrough] == before + 1
-    mesh.apply(REGISTRY_ONLY)
+    mesh.set_mesh_config(REGISTRY_ONLY)
     assert mesh.curl("productpage", "http://external.example/anything")[0] == 502
     mesh.apply(EXTERNAL_SERVICE_ENTRY)
     status, body = mesh.curl("productpage", "http://external.example/anything")

@@ -6,7 +6,8 @@
 Exit codes follow istioctl: 0 when no finding reaches `--failure-threshold` (Error by default, so
 warnings and infos alone exit 0), 79 when one does, 2 for usage errors. Reading files happens here;
 the analysis itself is the pure `pilotfish.analyze`. The input side is one function
-(`_context_from_files`) so other sources (the running mesh) can feed the same analyzers later.
+(`_context_from_files`); with no paths it reads the manifests the running local mesh was started
+from (the state file's directories), which is what that mesh's discovery server serves.
 """
 
 from __future__ import annotations
@@ -70,6 +71,19 @@ def _context_from_files(paths: Sequence[Path], mesh_config: Path | None) -> Anal
     return context_from_texts(texts, mesh_text, read_problems=problems)
 
 
+def _running_mesh_inputs() -> list[Path]:
+    """With no paths: the manifests the running local mesh (`pilotfish up`) was started from. The
+    discovery server follows edits of those files live, so this is the config the proxies are served."""
+    from pilotfish.sandbox.state import NoRunningMesh, running_mesh
+
+    try:
+        return [Path(d) for d in running_mesh().dirs]
+    except NoRunningMesh as exc:
+        raise click.UsageError(
+            f"give manifest files or directories to analyze (PATHS or --manifests DIR); {exc}"
+        ) from None
+
+
 def _print_analyzers() -> None:
     width = max(len(a.name) for a in ALL)
     for analyzer in ALL:
@@ -128,13 +142,17 @@ def analyze(
     """Find mistakes in mesh config (Istio's analyzer codes where they exist).
 
     PATHS are manifest files or directories (read recursively), e.g. `pilotfish analyze samples/bookinfo`.
+    Without PATHS: the manifests of the running local mesh (`pilotfish up`), as its discovery server
+    serves them.
     """
     if list_analyzers:
         _print_analyzers()
         return
     inputs = [*paths, *manifest_dirs]
+    what = ", ".join(str(p) for p in inputs)
     if not inputs:
-        raise click.UsageError("give manifest files or directories to analyze (PATHS or --manifests DIR)")
+        inputs = _running_mesh_inputs()
+        what = f"the running mesh ({', '.join(str(p) for p in inputs)})"
     try:
         analyzers = select(analyzer_names) if analyzer_names else ALL
     except UnknownAnalyzer as exc:
@@ -143,7 +161,7 @@ def analyze(
     context = _context_from_files(inputs, mesh_config)
     findings = run(context, analyzers)
     shown = [d for d in findings if _RANK[d.level] >= _RANK[_level(output_threshold)]]
-    _print(shown, output, ", ".join(str(p) for p in inputs))
+    _print(shown, output, what)
     if any(_RANK[d.level] >= _RANK[_level(failure_threshold)] for d in findings):
         click.get_current_context().exit(EXIT_FOUND_ISSUES)
 

@@ -4,15 +4,27 @@
         --manifests samples/bookinfo --manifests my-routing.yaml -o svg --out trace.svg
     pilotfish trace ingress http://127.0.0.1:18080/productpage --manifests samples/bookinfo
 
+    pilotfish trace productpage http://reviews:9080/reviews/0 -H 'end-user: jason' --verify
+
 The source is a pod (`name`, `name.namespace`, `deploy/<deployment>` or a deployment name) or
-`ingress` (the ingress gateway, reached from the host). The config is generated offline from the
-manifests (`simulate.source.OfflineSource`); reading a running mesh's Envoys comes with the local
-mesh. Exit status: 0 when the request gets through, 1 when it fails, 2 for unusable input.
+`ingress` (the ingress gateway, reached from the host). Where the Envoy config comes from:
+
+- `--manifests`: generated offline from the manifests (`simulate.source.OfflineSource`);
+- no `--manifests` while a local mesh runs (`pilotfish up`): each proxy's live config, read from its
+  Envoy's admin socket (`/config_dump?include_eds`); the pods, Services and VirtualService origins
+  come from the manifests the mesh runs (`--offline` generates the config from them instead);
+- `--admin POD=ADDRESS`: that pod's Envoy at ADDRESS (with `--manifests`, the others stay offline).
+
+`--verify` then sends the request for real (from inside the source pod as the app's uid, or to the
+ingress relay on 127.0.0.1) and compares every proxy's access-log line with the prediction
+(`cli.trace_live`). Exit status: 0 when the request gets through, 1 when it fails; with `--verify`,
+0 when the Envoys agree with the trace and 3 when they do not; 2 for unusable input.
 IO lives here (reading manifests, running Graphviz, writing the output); the walk is pure.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,10 +32,15 @@ from typing import NoReturn
 
 import click
 
+from pilotfish.cli import trace_live
+from pilotfish.cli.dump_sources import SourceError
+from pilotfish.inspect.configdump import ConfigDumpError
 from pilotfish.model.mesh import Mesh
 from pilotfish.model.names import ProxyType, split_pod_ref
 from pilotfish.model.service import Workload
 from pilotfish.pipeline import load_mesh
+from pilotfish.sandbox.probe import ProbeError
+from pilotfish.sandbox.state import MeshState, NoRunningMesh, running_mesh
 from pilotfish.simulate import envoy
 from pilotfish.simulate.dot import render_dot
 from pilotfish.simulate.render import render_json, render_text
@@ -35,11 +52,14 @@ from pilotfish.simulate.request import (
     build_request,
     parse_url,
 )
-from pilotfish.simulate.source import OfflineSource
+from pilotfish.simulate.result import Trace
+from pilotfish.simulate.source import ConfigSource, MixedSource, OfflineSource
+from pilotfish.simulate.verify import Verification, render_verification
 from pilotfish.simulate.walk import simulate
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_DISAGREE = 3
 FORMATS = ("text", "json", "dot", "svg")
 
 
@@ -71,6 +91,21 @@ class UsageError(Exception):
 @click.option(
     "--gateway-port", type=int, help="For `ingress`: the gateway port the URL's port is forwarded to."
 )
+@click.option(
+    "--admin",
+    "admins",
+    multiple=True,
+    metavar="POD=ADDRESS",
+    help="Read POD's config from its Envoy admin API (unix:/path/admin.sock or host:port); repeatable.",
+)
+@click.option(
+    "--offline", is_flag=True, help="With a running mesh: generate the config from its manifests instead."
+)
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Send the request in the running mesh and compare the proxies' access logs with the trace.",
+)
 @click.pass_context
 def trace(
     ctx: click.Context,
@@ -84,35 +119,113 @@ def trace(
     out_file: Path | None,
     pick: str | None,
     gateway_port: int | None,
+    admins: tuple[str, ...],
+    offline: bool,
+    verify: bool,
 ) -> None:
-    """Simulate a request from SOURCE (a pod, or `ingress`) to URL and show every hop."""
-    if not manifests:
-        _usage(
-            ctx, "give the mesh's config with --manifests DIR (reading a running mesh is not available yet)"
+    """Simulate a request from SOURCE (a pod, or `ingress`) to URL and show every hop.
+
+    The config is the running local mesh's (each Envoy's live config) unless --manifests is given;
+    --verify sends the request for real and checks every proxy's access-log line against the trace
+    (exit 0: they agree, 3: they do not).
+    """
+    state = _running(ctx, required=verify or not manifests)
+    mesh = _load(ctx, list(manifests) if manifests else [Path(d) for d in state.dirs] if state else [])
+    try:
+        config = _config_source(mesh, namespace, state, manifests, admins, offline)
+        relay = trace_live.relay(state, mesh) if state is not None and not manifests else None
+        origin = resolve_source(mesh, config, source, namespace, url, gateway_port, relay)
+        request = build_request(origin, url, method, headers)
+        hosts = (
+            trace_live.pod_hosts(state, mesh.workloads_by_name[(origin.namespace, origin.pod)])
+            if state is not None and not manifests and isinstance(origin, PodSource)
+            else {}
         )
-    mesh, diagnostics = load_mesh(list(manifests))
+        result = simulate(mesh, config, request, pick, hosts)
+        verification = None
+        if verify:
+            assert state is not None
+            running = mesh if not manifests else _load(ctx, [Path(d) for d in state.dirs])
+            context = trace_live.verify_context(state, running)
+            verification, result = trace_live.verify(
+                context, mesh, result, lambda cluster: simulate(mesh, config, request, cluster, hosts)
+            )
+    except (UsageError, RequestError, trace_live.LiveError, SourceError, ConfigDumpError, ProbeError) as exc:
+        _usage(ctx, str(exc))
+    _emit(ctx, output, out_file, result, config.description, verification)
+    if verification is not None:
+        ctx.exit(0 if verification.ok else EXIT_DISAGREE)
+    ctx.exit(0 if result.outcome.ok else EXIT_FAILED)
+
+
+def _running(ctx: click.Context, required: bool) -> MeshState | None:
+    """The running local mesh's state; a usage error when it is needed and there is none."""
+    try:
+        return running_mesh()
+    except NoRunningMesh as exc:
+        if required:
+            _usage(ctx, f"{exc}; or trace offline with --manifests DIR")
+        return None
+
+
+def _load(ctx: click.Context, paths: list[Path]) -> Mesh:
+    mesh, diagnostics = load_mesh(paths)
     for diagnostic in diagnostics:
         click.echo(f"pilotfish trace: {diagnostic}", err=True)
     if mesh is None:
         ctx.exit(EXIT_USAGE)
-    config = OfflineSource(mesh)
-    try:
-        origin = resolve_source(mesh, config, source, namespace, url, gateway_port)
-        request = build_request(origin, url, method, headers)
-    except (UsageError, RequestError) as exc:
-        _usage(ctx, str(exc))
-    result = simulate(mesh, config, request, pick)
+    return mesh
+
+
+def _config_source(
+    mesh: Mesh,
+    namespace: str,
+    state: MeshState | None,
+    manifests: tuple[Path, ...],
+    admins: tuple[str, ...],
+    offline: bool,
+) -> ConfigSource:
+    """Offline with --manifests or --offline; live from the running mesh otherwise; --admin overrides."""
+    addresses = {
+        find_pod(mesh, ref, namespace).proxy_id: address
+        for ref, address in trace_live.parse_admins(admins).items()
+    }
+    generated = OfflineSource(mesh)
+    if manifests or offline:
+        if not addresses:
+            return generated
+        live = trace_live.live_source(None, addresses)
+        pods = frozenset((w.namespace, w.name) for w in mesh.workloads if w.proxy_id in addresses)
+        return MixedSource(live, pods, generated)
+    return trace_live.live_source(state, addresses)
+
+
+def _emit(
+    ctx: click.Context,
+    output: str,
+    out_file: Path | None,
+    result: Trace,
+    description: str,
+    verification: Verification | None,
+) -> None:
     if output == "text":
-        text = render_text(result, config.description)
+        text = render_text(result, description)
+        if verification is not None:
+            text += render_verification(verification)
     elif output == "json":
-        text = render_json(result, config.description)
+        text = render_json(result, description)
+        if verification is not None:
+            document = json.loads(text)
+            document["verify"] = verification.to_json()
+            text = json.dumps(document, indent=2) + "\n"
     else:
         text = render_dot(result)
+        if verification is not None:
+            click.echo(render_verification(verification), err=True, nl=False)
     if output == "svg":
         _write_bytes(out_file, _svg(ctx, text))
     else:
         _write_text(out_file, text)
-    ctx.exit(0 if result.outcome.ok else EXIT_FAILED)
 
 
 def _usage(ctx: click.Context, message: str) -> NoReturn:
@@ -121,14 +234,23 @@ def _usage(ctx: click.Context, message: str) -> NoReturn:
 
 
 def resolve_source(
-    mesh: Mesh, config: OfflineSource, ref: str, namespace: str, url: str, gateway_port: int | None
+    mesh: Mesh,
+    config: ConfigSource,
+    ref: str,
+    namespace: str,
+    url: str,
+    gateway_port: int | None,
+    relay: tuple[int, int] | None = None,
 ) -> Source:
-    """The pod (or the ingress gateway) a request starts from; raises UsageError naming what exists."""
+    """The pod (or the ingress gateway) a request starts from; raises UsageError naming what exists.
+
+    `relay` is the running mesh's (host port, gateway port): a URL on 127.0.0.1:<host port> reaches
+    the gateway port it is forwarded to."""
     if ref == "ingress":
-        return _ingress(config, _ingress_gateway(mesh), url, gateway_port)
+        return _ingress(config, _ingress_gateway(mesh), url, gateway_port, relay)
     pod = find_pod(mesh, ref, namespace)
     if pod.proxy_type is ProxyType.ROUTER:
-        return _ingress(config, pod, url, gateway_port)
+        return _ingress(config, pod, url, gateway_port, relay)
     return PodSource(pod.name, pod.namespace)
 
 
@@ -160,13 +282,22 @@ def _ingress_gateway(mesh: Mesh) -> Workload:
     return found[0]
 
 
-def _ingress(config: OfflineSource, gateway: Workload, url: str, gateway_port: int | None) -> IngressSource:
-    """Which gateway port the URL reaches: its own port when the gateway listens there, else the
-    gateway's only listener (the host forwards to it, as the local mesh does with 127.0.0.1:18080)."""
+def _ingress(
+    config: ConfigSource,
+    gateway: Workload,
+    url: str,
+    gateway_port: int | None,
+    relay: tuple[int, int] | None = None,
+) -> IngressSource:
+    """Which gateway port the URL reaches: the relay's target for the running mesh's ingress URL, its
+    own port when the gateway listens there, else the gateway's only listener (the host forwards to
+    it, as the local mesh does with 127.0.0.1:8080)."""
     try:
-        _, _, port, _, _ = parse_url(url)
+        _, host, port, _, _ = parse_url(url)
     except RequestError as exc:
         raise UsageError(str(exc)) from None
+    if gateway_port is None and relay is not None and port == relay[0] and host in ("127.0.0.1", "localhost"):
+        return IngressSource(gateway.name, gateway.namespace, relay[1], port)
     listeners = config.proxy_config(gateway).listeners.values()
     ports = sorted({envoy.address_of(li)[1] for li in listeners if envoy.is_bound(li)})
     if gateway_port is not None:

@@ -480,10 +480,16 @@ def _ingress_plan(mesh: Mesh, settings: Settings, pods: Sequence[PodPlan]) -> In
     workload = ingress_workload(mesh)
     if workload is None:
         return None
-    ports = [port for _, port in workload.container_ports if port not in PROXY_PORTS]
     pod = next(p for p in pods if p.key == (workload.name, workload.namespace))
     return IngressPlan((workload.name, workload.namespace), pod.netns, workload.ip,
-                       ports[0] if ports else 80, settings.ingress_port)
+                       ingress_pod_port(workload), settings.ingress_port)
+
+
+def ingress_pod_port(workload: Workload) -> int:
+    """The gateway pod's port the host's 127.0.0.1:<ingress port> is forwarded to: its first container
+    port that is not one of the proxy's own (80 when it declares none)."""
+    ports = [port for _, port in workload.container_ports if port not in PROXY_PORTS]
+    return ports[0] if ports else 80
 
 
 def diff_pods(old: Sequence[PodPlan], new: Sequence[PodPlan]) -> PodDiff:

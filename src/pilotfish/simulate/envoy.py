@@ -454,8 +454,11 @@ def route_mismatch(match: Any, request: RequestView) -> str | None:
         if path != wanted:
             return f"path {request.path} is not {match.path}"
     elif kind == "safe_regex":
-        if not _full_match(str(match.safe_regex.regex), request.path, not sensitive):
-            return f"path {request.path} does not match regex {match.safe_regex.regex}"
+        # Envoy ignores case_sensitive for regex paths (Istio's ignoreUriCase does nothing here);
+        # checked against the real Envoy by `pilotfish trace --verify`.
+        if not _full_match(str(match.safe_regex.regex), request.path, False):
+            note = "" if sensitive else " (case-sensitive: Envoy ignores case_sensitive for a regex)"
+            return f"path {request.path} does not match regex {match.safe_regex.regex}{note}"
     elif kind == "path_separated_prefix":
         prefix = str(match.path_separated_prefix)
         if not (path == prefix or path.startswith(prefix.rstrip("/") + "/")):

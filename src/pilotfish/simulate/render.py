@@ -65,6 +65,7 @@ def outcome_lines(trace: Trace) -> list[str]:
         lines.append(
             f"access log {log.pod} {log.direction} {log.listener}: code {code} flags "
             f"{log.response_flags} upstream_cluster {log.upstream_cluster}"
+            + ("" if log.logged else " (not written: this filter has no access log)")
         )
     return lines
 

@@ -133,6 +133,9 @@ class ProxyLog:
     """`%RESPONSE_FLAGS%` (`-` when none)."""
     response_code: int | None
     """The code this Envoy returns, when it answers by itself; None when the upstream decides."""
+    logged: bool = True
+    """False when the filter handling the request has no access log although the mesh turns access
+    logging on (Istio 1.3's BlackHoleCluster catch-all): the real Envoy writes no line for it."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -142,6 +145,7 @@ class ProxyLog:
             "upstream_cluster": self.upstream_cluster,
             "response_flags": self.response_flags,
             "response_code": self.response_code,
+            "logged": self.logged,
         }
 
 

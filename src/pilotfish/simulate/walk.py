@@ -18,6 +18,7 @@ and one is followed (the heaviest, or the one chosen with `pick`; the first heal
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,20 +80,39 @@ class _Envoy:
     config: ProxyConfig
     listener: str = ""
     direction: str = ""
+    logs: bool = True
+    """Whether the network filter handling the request has an access log."""
 
     @property
     def component(self) -> Component:
         return Component.GATEWAY if lookup.is_router(self.pod) else Component.SIDECAR
 
 
-def simulate(mesh: Mesh, source: ConfigSource, request: Request, pick: str | None = None) -> Trace:
-    """Walk `request` through the proxies' config from `source`; never raises for mesh problems."""
-    return _Walk(mesh, source, request, pick).run()
+def simulate(
+    mesh: Mesh,
+    source: ConfigSource,
+    request: Request,
+    pick: str | None = None,
+    hosts: Mapping[str, str] | None = None,
+) -> Trace:
+    """Walk `request` through the proxies' config from `source`; never raises for mesh problems.
+
+    `hosts` are names the source pod resolves outside the mesh's registry (a live pod's hosts file,
+    e.g. the local mesh's `external.example`); other such names get a stand-in address."""
+    return _Walk(mesh, source, request, pick, hosts or {}).run()
 
 
 class _Walk:
-    def __init__(self, mesh: Mesh, source: ConfigSource, request: Request, pick: str | None) -> None:
+    def __init__(
+        self,
+        mesh: Mesh,
+        source: ConfigSource,
+        request: Request,
+        pick: str | None,
+        hosts: Mapping[str, str],
+    ) -> None:
         self.mesh = mesh
+        self.hosts = hosts
         self.source = source
         self.request = request
         self.pick = pick
@@ -103,6 +123,8 @@ class _Walk:
         self.authority = request.authority
         self.path = request.path
         self.delayed = False
+        self.delayed_by: tuple[str, str] | None = None
+        """The Envoy (pod, listener) whose fault filter delays the request: only its log says DI."""
 
     # --- bookkeeping ---------------------------------------------------------------------------
 
@@ -129,7 +151,10 @@ class _Walk:
         self.hops.append(Hop(step, pod, component, name, detail, status, origin, candidates, to, brief))
 
     def _log(self, at: _Envoy, cluster: str, flags: str, code: int | None) -> None:
-        self.logs.append(ProxyLog(at.pod.proxy_id, at.direction, at.listener, cluster or "-", flags, code))
+        logged = at.logs or not self.mesh.mesh_config.access_log_file
+        self.logs.append(
+            ProxyLog(at.pod.proxy_id, at.direction, at.listener, cluster or "-", flags, code, logged)
+        )
 
     def _fail(self, end: End, summary: str, fix: str, code: int | None = None, flags: str = "-") -> Outcome:
         return Outcome(end, summary, code, flags, fix=fix)
@@ -147,6 +172,10 @@ class _Walk:
             Step.CLIENT, pod, Component.APP, request.line, self._client_detail(), brief=self._headers_brief()
         )
         resolved = lookup.resolve(self.mesh, request.host, pod.namespace)
+        if resolved.external and request.host in self.hosts:
+            resolved = lookup.Resolved(
+                self.hosts[request.host], "the pod's hosts file: a host outside the mesh's registry"
+            )
         self._hop(
             Step.DNS,
             pod,
@@ -339,7 +368,10 @@ class _Walk:
             response_flags=self._flags(),
         )
 
-    def _flags(self) -> str:
+    def _flags(self, at: _Envoy | None = None) -> str:
+        """The outcome's flags (DI when any proxy delays the request), or one Envoy's own flags."""
+        if at is not None:
+            return "DI" if self.delayed_by == (at.pod.proxy_id, at.listener) else "-"
         return "DI" if self.delayed else "-"
 
     # --- Envoy: listener and filter chain ------------------------------------------------------
@@ -474,6 +506,8 @@ class _Walk:
             brief=f"match {envoy.describe_chain_match(chain)}",
         )
         kind, config = envoy.network_filter(chain)
+        if kind in ("tcp", "hcm"):
+            at = dataclasses.replace(at, logs=bool(config.access_log))
         if chain.HasField("transport_socket"):
             decrypted = self._terminate_tls(at, chain, conn)
             if decrypted is None:
@@ -811,6 +845,8 @@ class _Walk:
                 origin,
             )
             self.delayed = self.delayed or always
+            if always:
+                self.delayed_by = (at.pod.proxy_id, at.listener)
         if fault.HasField("abort"):
             code = int(fault.abort.http_status)
             percent = (
@@ -939,7 +975,7 @@ class _Walk:
             candidates=candidates,
             to=f"{address}:{port}",
         )
-        self._log(at, name, self._flags(), None)
+        self._log(at, name, self._flags(at), None)
         return self._connect(at, cluster, conn, address, port)
 
     def _cluster_detail(self, cluster: Any, kind: str) -> str:
@@ -986,7 +1022,7 @@ class _Walk:
             "the original destination of the connection",
             to=target,
         )
-        self._log(at, name, self._flags(), None)
+        self._log(at, name, self._flags(at), None)
         return self._connect(at, cluster, conn, conn.dst_ip, conn.dst_port)
 
     def _connect(self, at: _Envoy, cluster: Any, conn: _Conn, address: str, port: int) -> Outcome:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from google.protobuf import struct_pb2
 
 from pilotfish.config.meshconfig import AccessLogEncoding, MeshConfig
-from pilotfish.xds.protos import accesslog_pb2, base_pb2, file_pb2, pack, stream_pb2
+from pilotfish.xds.protos import accesslog_pb2, file_pb2, pack, stream_pb2, substitution_format_string_pb2
 
 # Istio 1.3's text format (EnvoyTextLogFormat13) without the mixer status field.
 TEXT_FORMAT_13 = (
@@ -48,7 +48,7 @@ def access_logs(mesh_config: MeshConfig) -> list[accesslog_pb2.AccessLog]:
     path = mesh_config.access_log_file
     if not path:
         return []
-    log_format = base_pb2.SubstitutionFormatString()
+    log_format = substitution_format_string_pb2.SubstitutionFormatString()
     if mesh_config.access_log_encoding is AccessLogEncoding.JSON:
         fields = struct_pb2.Struct()
         fields.update(JSON_FIELDS)

@@ -19,6 +19,7 @@ from pilotfish.model.mesh import Mesh
 from pilotfish.model.protocol import Protocol, parse_protocol
 from pilotfish.model.proxy import Proxy
 from pilotfish.model.scope import labels_match, visible, vs_gateways, vs_hosts
+from pilotfish.xds.accesslog import access_logs
 from pilotfish.xds.hcm import Side, connection_manager, hcm_filter
 from pilotfish.xds.httproute import (
     RouteContext,
@@ -39,7 +40,6 @@ from pilotfish.xds.protos import (
     route_components_pb2,
     route_pb2,
     socket_address,
-    tcp_proxy_filter,
     tcp_proxy_pb2,
     tls_inspector_pb2,
     tls_pb2,
@@ -260,14 +260,19 @@ def _first_tcp_route_filters(mesh: Mesh, bound: BoundServer) -> list[listener_co
 def _tcp_route_filter(
     ctx: RouteContext, vs: ConfigObject, route: list[istio.RouteDestination]
 ) -> listener_components_pb2.Filter:
+    """The gateway's tcp_proxy for a `tcp`/`tls` route; it logs like every other tcp_proxy (Istio 1.3
+    sets the mesh's access log on all of them)."""
     if len(route) == 1:
-        return tcp_proxy_filter(destination_cluster(ctx, vs, route[0].destination))
-    proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=f"{vs.name}.{vs.namespace}")
-    for dest in route:
-        if dest.weight:
-            proxy.weighted_clusters.clusters.add(
-                name=destination_cluster(ctx, vs, dest.destination), weight=dest.weight
-            )
+        cluster = destination_cluster(ctx, vs, route[0].destination)
+        proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=cluster, cluster=cluster)
+    else:
+        proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=f"{vs.name}.{vs.namespace}")
+        for dest in route:
+            if dest.weight:
+                proxy.weighted_clusters.clusters.add(
+                    name=destination_cluster(ctx, vs, dest.destination), weight=dest.weight
+                )
+    proxy.access_log.extend(access_logs(ctx.mesh.mesh_config))
     return network_filter(TCP_PROXY, proxy)
 
 

@@ -9,7 +9,13 @@ from __future__ import annotations
 from envoy.admin.v3 import config_dump_pb2, config_dump_shared_pb2  # noqa: F401  (registers types)
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2, outlier_detection_pb2
-from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2, protocol_pb2
+from envoy.config.core.v3 import (
+    address_pb2,
+    base_pb2,
+    config_source_pb2,
+    protocol_pb2,
+    substitution_format_string_pb2,
+)
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
@@ -66,6 +72,7 @@ __all__ = [
     "stream_pb2",
     "string_pb2",
     "struct_pb2",
+    "substitution_format_string_pb2",
     "tcp_proxy_pb2",
     "tls_inspector_pb2",
     "tls_pb2",
@@ -154,11 +161,6 @@ def listener_filter(name: str, message: Message) -> listener_components_pb2.List
 
 def http_filter(name: str, message: Message) -> http_connection_manager_pb2.HttpFilter:
     return http_connection_manager_pb2.HttpFilter(name=name, typed_config=pack(message))
-
-
-def tcp_proxy_filter(cluster: str, stat_prefix: str | None = None) -> listener_components_pb2.Filter:
-    proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix or cluster, cluster=cluster)
-    return network_filter(TCP_PROXY, proxy)
 
 
 def istio_metadata(config_path: str) -> base_pb2.Metadata:

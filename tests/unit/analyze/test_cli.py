@@ -174,10 +174,34 @@ def test_unknown_analyzer_is_a_usage_error(mesh: Path) -> None:
     assert "unknown analyzer virtualservice.Bogus" in result.output
 
 
-def test_no_input_is_a_usage_error() -> None:
+def test_no_input_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PILOTFISH_RUN_ROOT", str(tmp_path))
     result = invoke()
     assert result.exit_code == 2
     assert "give manifest files or directories" in result.output
+    assert "no local mesh is running" in result.output
+
+
+def test_no_input_analyzes_the_running_mesh(mesh: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pilotfish.sandbox.state import MeshState, run_dir, write_state
+
+    monkeypatch.setenv("PILOTFISH_RUN_ROOT", str(tmp_path / "run"))
+    monkeypatch.setenv("PILOTFISH_PREFIX", "pfa-")
+    directory = run_dir("pfa-")
+    directory.mkdir(parents=True)
+    write_state(MeshState("pfa-", "r", 1, [str(mesh)], str(directory), "", "", "", "pfa-node"))
+    (mesh / "vs.yaml").write_text(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: nowhere\n"
+        "  namespace: default\nspec:\n  hosts: [nowhere]\n  http:\n  - route:\n    - destination:\n"
+        "        host: nowhere\n"
+    )
+    result = invoke()
+    assert result.exit_code == EXIT_FOUND_ISSUES, result.output
+    assert f"{mesh}/vs.yaml:" in result.output and "nowhere" in result.output
+    (mesh / "vs.yaml").unlink()
+    clean = invoke()
+    assert clean.exit_code == 0, clean.output
+    assert f"when analyzing the running mesh ({mesh})" in clean.output
 
 
 def test_missing_path_is_reported_not_raised(tmp_path: Path) -> None:

@@ -31,7 +31,13 @@ ALLOWED: dict[str, set[str]] = {
     "containerPort": {"containerPort", "name", "protocol"},
     "env": {"name", "value"},
 }
-KUBE_KINDS = {("v1", "Namespace"), ("v1", "Service"), ("v1", "ServiceAccount"), ("apps/v1", "Deployment")}
+KUBE_KINDS = {
+    ("v1", "Namespace"),
+    ("v1", "Service"),
+    ("v1", "ServiceAccount"),
+    ("apps/v1", "Deployment"),
+    ("v1", "ConfigMap"),  # only Istio's mesh config: `istio` in istio-system, key `mesh`
+}
 ISTIO_KINDS = {("networking.istio.io/v1", "Gateway"), ("networking.istio.io/v1", "VirtualService")}
 
 Doc = dict[str, Any]
@@ -70,6 +76,7 @@ def test_the_expected_manifest_files_exist() -> None:
         "bookinfo/bookinfo.yaml",
         "bookinfo/bookinfo-gateway.yaml",
         "bookinfo/ingressgateway.yaml",
+        "bookinfo/mesh.yaml",
         "bookinfo/namespace.yaml",
         "httpbin/httpbin.yaml",
         "httpbin/versions/httpbin-v2.yaml",
@@ -85,6 +92,10 @@ def test_manifest_uses_only_the_agreed_fields(path: Path) -> None:
     for doc in docs:
         kind = (doc["apiVersion"], doc["kind"])
         assert kind in KUBE_KINDS | ISTIO_KINDS, kind
+        if doc["kind"] == "ConfigMap":
+            assert (doc["metadata"]["namespace"], doc["metadata"]["name"]) == ("istio-system", "istio")
+            assert set(doc) == {"apiVersion", "kind", "metadata", "data"} and set(doc["data"]) == {"mesh"}
+            continue
         assert set(doc) <= ALLOWED["document"]
         assert set(doc["metadata"]) <= ALLOWED["metadata"]
         assert doc["metadata"]["name"]

@@ -98,7 +98,6 @@ def test_pick_follows_a_weighted_cluster() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("productpage-v1", URL), "give the mesh's config with --manifests"),
         (("nosuch", URL, *BOOKINFO), "no pod 'nosuch' in namespace default (pods: "),
         (("reviews", URL, *BOOKINFO), "'reviews' names several pods in namespace default"),
         (("productpage-v1", "ftp://x/", *BOOKINFO), "scheme 'ftp' is not http, https or tcp"),
@@ -123,6 +122,28 @@ def test_usage_errors_exit_2(args: tuple[str, ...], message: str) -> None:
     result = _run(*args)
     assert result.exit_code == 2
     assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_without_manifests_or_a_running_mesh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PILOTFISH_RUN_ROOT", str(tmp_path))
+    for args in (("productpage-v1", URL), ("productpage-v1", URL, *BOOKINFO, "--verify")):
+        result = _run(*args)
+        assert result.exit_code == 2, result.output
+        assert "no local mesh is running with prefix" in result.output
+        assert "or trace offline with --manifests DIR" in result.output
+
+
+def test_admin_takes_pod_equals_address() -> None:
+    result = _run("productpage-v1", URL, *BOOKINFO, "--admin", "productpage-v1")
+    assert result.exit_code == 2
+    assert "--admin 'productpage-v1': expected POD=ADDRESS" in result.output
+
+
+def test_admin_for_one_pod_reads_its_envoy(tmp_path: Path) -> None:
+    result = _run("productpage-v1", URL, *BOOKINFO, "--admin", f"productpage-v1=unix:{tmp_path}/none.sock")
+    assert result.exit_code == 2
+    assert f"cannot reach Envoy admin at unix:{tmp_path}/none.sock" in result.output
     assert "Traceback" not in result.output
 
 
