@@ -402,8 +402,10 @@ def test_circuit_breaking_gives_503_with_the_overflow_flag(clean: LocalMesh) -> 
     mesh.apply(HTTPBIN_CIRCUIT_BREAKER)
     overflow = f"cluster.outbound|8000||{FQDN.format('httpbin')}.upstream_rq_pending_overflow"
     before = mesh.stats("fortio", r"httpbin.*pending_overflow").get(overflow, 0)
-    result = _load(mesh, "load", "-c", "3", "-qps", "0", "-n", "30", "-loglevel", "Warning",
-                   "http://httpbin:8000/get")
+    # Istio's task uses /get with 3 connections, whose overflow depends on timing; each request here
+    # holds its connection 0.2 s, so with 1 connection + 1 pending allowed, 5 clients always overflow.
+    result = _load(mesh, "load", "-c", "5", "-qps", "0", "-n", "20", "-loglevel", "Warning",
+                   "http://httpbin:8000/delay/0.2")
     codes = result["codes"]
     assert isinstance(codes, dict) and codes.get("200", 0) > 0 and codes.get("503", 0) > 0, result
     assert mesh.stats("fortio", r"httpbin.*pending_overflow")[overflow] - before == codes["503"]
