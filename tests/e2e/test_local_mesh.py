@@ -89,7 +89,7 @@ def test_all_pods_ready_and_the_gateway_serves_productpage(mesh: LocalMesh) -> N
     state = mesh.refresh()
     assert state.dirs == [str(d) for d in mesh.dirs] and len(state.dirs) == 4
     assert len(state.pods) == 11
-    assert {"productpage-v1", "httpbin-v1", "fortio-deploy"} <= {p.name.rsplit("-", 2)[0] for p in state.pods}
+    assert {"productpage-v1", "httpbin", "fortio-deploy"} <= {p.name.rsplit("-", 2)[0] for p in state.pods}
     assert Path(state.status_dir).parent == Path(state.run_dir), "status reports stay out of the DIRs"
     for pod in state.pods:
         done, total = pod.ready.split("/")
