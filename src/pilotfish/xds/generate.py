@@ -162,7 +162,7 @@ class _Staleness:
         self.groups = update.groups
         self.changed = update.changed_endpoints
         before, after = previous.endpoints, update.mesh.endpoints
-        self.affected_pods = set()
+        self.affected_pods: set[str] = set()
         """Pods whose inbound side differs: they gained or lost a (service port, target port) to serve
         (`endpoints.inbound_targets` reads nothing else), so a pod becoming ready or not ready, or a
         replica added next to them, leaves the other pods' inbound clusters and listeners as they were."""
