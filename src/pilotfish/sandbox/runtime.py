@@ -31,7 +31,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +62,9 @@ from pilotfish.sources.manifests import content_version, manifest_files, read_ma
 READY_TIMEOUT = 60.0
 DISCOVERY_DEBUG_PORT = 15014
 RESTART_BACKOFF = (0.5, 10.0)
+TERMINATION_GRACE = 3.0
+"""At most this long, pods a manifest edit removes keep running while the other proxies learn that
+their endpoints are gone (best effort: they stop anyway afterwards)."""
 LOG_TAIL = 15
 SAMPLES_EXTERNAL = Path(pilotfish.__file__).resolve().parents[2] / "samples" / "external"
 
@@ -530,14 +533,15 @@ class Sandbox:
                 raise SandboxError(f"pods not ready after {timeout:.0f}s: {', '.join(waiting)}")
             poller.wait()
 
-    def report_status(self) -> bool:
-        """Write every pod's readiness where the discovery server reads it (when it changed)."""
+    def report_status(self, pending: Collection[tuple[str, str]] = ()) -> bool:
+        """Write every pod's readiness where the discovery server reads it (when it changed); pods
+        in `pending` are about to be (re-)created."""
         if self.plan is None:
             return False
         reports = []
         for pod in self.plan.pods:
             runtime = self.pods.get(pod.key)
-            if runtime is None:  # not started yet: Pending, every container unready
+            if runtime is None or pod.key in pending:  # not started yet: Pending, nothing ready
                 names = tuple(p.name for p in pod.processes if p.kind != "init")
                 reports.append(PodReport(pod.name, pod.namespace, False, names))
             else:
@@ -550,12 +554,17 @@ class Sandbox:
         if self.discovery is None or self.plan is None:
             return
         proxies = {p.proxy_id for p in self.plan.pods if p.proxy_type is not None}
+        if not self._await_served(proxies, deadline):
+            raise SandboxError(f"the proxies did not get the mesh within {timeout:.0f}s (discovery "
+                               f"log: {self.discovery.plan.log})")
+
+    def _await_served(self, proxies: set[str], deadline: float) -> bool:
         poller = Poller()
         while not self._served(proxies):
             if time.monotonic() > deadline:
-                raise SandboxError(f"the proxies did not get the mesh within {timeout:.0f}s (discovery "
-                                   f"log: {self.discovery.plan.log})")
+                return False
             poller.wait()
+        return True
 
     def _served(self, proxies: set[str]) -> bool:
         texts, _ = read_manifests(self.served_dirs)
@@ -624,15 +633,21 @@ class Sandbox:
         messages += [f"  warning: {d}" for d in self.diagnostics]
         gateway_changed = (self.plan.ingress != new.ingress
                            or any(p.key == (new.ingress.pod if new.ingress else None) for p in diff.removed))
+        old = self.plan
+        self.plan = new
+        # Before anything stops or starts: pods to create are Pending (also the re-created ones whose
+        # old processes still run), pods to remove are no longer reported.
+        self.report_status(pending={pod.key for pod in diff.added})
+        if diff.removed and self.discovery is not None:
+            # Like Kubernetes with a terminating pod: its endpoints leave the proxies, then it stops.
+            staying = {p.proxy_id for p in diff.kept if p.proxy_type is not None}
+            self._await_served(staying, time.monotonic() + TERMINATION_GRACE)
         if gateway_changed and self.relay is not None:
             procs.stop([self.relay])
             self.relay = None
         for pod in diff.removed:
             self._remove_pod(pod)
             messages.append(f"pod {pod.proxy_id} removed")
-        old = self.plan
-        self.plan = new
-        self.report_status()  # new pods Pending before they exist, removed ones gone
         for pod in hosts_changes(old.pods, new.pods):
             netns.write_pod_files(pod)
             self.pods[pod.key].plan = pod
