@@ -11,7 +11,7 @@ import json
 import socket
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ def free_port() -> int:
 
 
 async def start_discovery(
-    manifests: Path, backend: Backend, grpc_address: str = "127.0.0.1:0", **options: Any
+    manifests: Path | Sequence[Path], backend: Backend, grpc_address: str = "127.0.0.1:0", **options: Any
 ) -> DiscoveryServer:
     config = DiscoveryConfig(
         manifests=manifests,
@@ -52,7 +52,9 @@ async def start_discovery(
 
 
 @contextlib.asynccontextmanager
-async def discovery(manifests: Path, backend: Backend, **options: Any) -> AsyncIterator[DiscoveryServer]:
+async def discovery(
+    manifests: Path | Sequence[Path], backend: Backend, **options: Any
+) -> AsyncIterator[DiscoveryServer]:
     server = await start_discovery(manifests, backend, **options)
     try:
         yield server

@@ -1,6 +1,7 @@
 """A running `pilotfish up` (the real command, as a subprocess) for the full-mesh e2e tests.
 
-`LocalMesh` starts it on a private copy of the samples, waits for "all N pods ready", and offers what
+`LocalMesh` starts it on a private copy of the samples (one DIR or several), waits for "all N pods ready",
+and offers what
 the tests need: requests through the ingress gateway (127.0.0.1:<port>, the relay), commands inside pods,
 Envoy admin reads over the pods' unix sockets, applying/removing config files and waiting until every
 Envoy has acknowledged the resulting mesh version (the discovery server's /debug/syncz), and
@@ -39,8 +40,10 @@ CONVERGE_TIMEOUT = 30.0
 
 
 class LocalMesh:
-    def __init__(self, directory: Path, prefix: str, ingress_port: int) -> None:
+    def __init__(self, directory: Path, prefix: str, ingress_port: int, dirs: list[Path] | None = None) -> None:
         self.dir, self.prefix, self.port = directory, prefix, ingress_port
+        self.dirs = dirs or [directory]
+        """The DIRs given to `up` (`directory` holds them all: tests edit files under it)."""
         self.log_path = Path(f"/tmp/{prefix}up-{os.getpid()}.log")
         self.proc: subprocess.Popen[bytes] | None = None
         self.output = ""
@@ -54,7 +57,7 @@ class LocalMesh:
         began = time.monotonic()
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "pilotfish", "up", str(self.dir), "--prefix", self.prefix,
+                [sys.executable, "-m", "pilotfish", "up", *map(str, self.dirs), "--prefix", self.prefix,
                  "--ingress-port", str(self.port), "--timeout", str(timeout)],
                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": SRC})
 
@@ -224,15 +227,17 @@ class LocalMesh:
             conn.close()
 
     def expected_version(self) -> str:
-        texts, _ = read_manifests([self.dir])
+        """The mesh version of what the discovery server reads: the DIRs, then `up`'s pod status reports."""
+        status = self.state.status_dir if self.state else ""
+        texts, _ = read_manifests([*self.dirs, *([Path(status)] if status else [])])
         return content_version(texts)
 
     def converge(self, timeout: float = CONVERGE_TIMEOUT) -> None:
         """Wait until every proxy of the mesh acknowledged the mesh version of the files as they are now."""
-        want = self.expected_version()
         proxies = {p.proxy_id for p in self.refresh().pods if p.proxy_type}
 
         def synced() -> bool:
+            want = self.expected_version()  # the status reports may change meanwhile (a pod restarting)
             try:
                 streams = self.syncz()
             except (OSError, ValueError):
@@ -243,7 +248,15 @@ class LocalMesh:
                 and all(t["status"] == "SYNCED" for t in current[p]["types"].values())
                 for p in proxies)
 
-        wait_for(f"every proxy to acknowledge mesh version {want}", synced, timeout)
+        wait_for("every proxy to acknowledge the mesh version of the files", synced, timeout)
+
+    def endpoints(self, ref: str, cluster: str, namespace: str | None = None) -> set[str]:
+        """`ip:port` of each host of `cluster` in a pod's Envoy (admin /clusters, what proxy-config endpoint
+        reads)."""
+        clusters = json.loads(self.admin(ref, "/clusters?format=json", namespace))
+        found = next((c for c in clusters["cluster_statuses"] if c["name"] == cluster), {})
+        return {f"{h['address']['socket_address']['address']}:{h['address']['socket_address']['port_value']}"
+                for h in found.get("host_statuses", [])}
 
 
 class _UnixHTTP(http.client.HTTPConnection):

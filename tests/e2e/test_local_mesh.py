@@ -1,8 +1,9 @@
 """`pilotfish up` for real: Bookinfo + httpbin (v1, v2) + the fortio-like client with sidecars and the ingress
 gateway, in network namespaces, with the real discovery server, agents, Envoys, iptables and HTTP.
 
-One mesh serves the whole module (started once, ~10 s); every test that changes config removes it again
-and waits until all Envoys acknowledged the result. Routing config is Istio's own sample config
+One mesh serves the whole module (started once, ~10 s), as `pilotfish up DIR1 DIR2 DIR3 DIR4` (each sample
+and the routing config in its own directory); every test that changes config removes it again and waits
+until all Envoys acknowledged the result. Routing config is Istio's own sample config
 (tests/data/conformance/istio-samples/bookinfo/networking) wherever Istio has it; the rest is the YAML of
 Istio's task pages. Clients run inside pods or go through the gateway on 127.0.0.1.
 """
@@ -14,6 +15,7 @@ import os
 import re
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,8 +58,10 @@ FQDN = "{}.default.svc.cluster.local"
 def mesh() -> Iterator[LocalMesh]:
     prefix = unique_prefix("m")
     before = root_snapshot()
-    with mesh_copy("bookinfo", "httpbin", "loadclient") as directory:
-        running = LocalMesh(directory, prefix, free_port())
+    samples = ("bookinfo", "httpbin", "loadclient")
+    with mesh_copy(*samples) as directory:
+        dirs = [directory / name for name in (*samples, "config")]
+        running = LocalMesh(directory, prefix, free_port(), dirs)
         try:
             running.start()
             yield running
@@ -83,7 +87,10 @@ def clean(mesh: LocalMesh) -> Iterator[LocalMesh]:
 
 def test_all_pods_ready_and_the_gateway_serves_productpage(mesh: LocalMesh) -> None:
     state = mesh.refresh()
+    assert state.dirs == [str(d) for d in mesh.dirs] and len(state.dirs) == 4
     assert len(state.pods) == 11
+    assert {"productpage-v1", "httpbin", "fortio-deploy"} <= {p.name.rsplit("-", 2)[0] for p in state.pods}
+    assert Path(state.status_dir).parent == Path(state.run_dir), "status reports stay out of the DIRs"
     for pod in state.pods:
         done, total = pod.ready.split("/")
         assert done == total and int(total) >= 1, (pod.name, pod.ready)
@@ -135,34 +142,38 @@ def test_a_non_mesh_address_fails_fast_and_no_route_leaves_the_sandbox(mesh: Loc
 
 
 def test_scaling_a_deployment_adds_and_removes_a_meshed_pod_live(clean: LocalMesh) -> None:
+    """A replica added by an edit is sent to the proxies once `up` reports it ready; a replica removed
+    leaves the proxies' endpoints before it stops (like a terminating pod): a client loop through the
+    gateway sees no failure either way."""
     mesh = clean
     manifest = mesh.dir / "bookinfo" / "bookinfo.yaml"
     original = manifest.read_text()
     scaled = re.sub(r"(name: reviews-v3\n(?:.*\n)*?spec:\n  replicas: )1", r"\g<1>2", original, count=1)
     assert scaled != original
     old = {p.name for p in mesh.refresh().pods}
+    cluster = f"outbound|9080||{FQDN.format('reviews')}"
 
     def endpoints() -> set[str]:
-        clusters = json.loads(mesh.admin("productpage", "/clusters?format=json"))
-        reviews = next(c for c in clusters["cluster_statuses"]
-                       if c["name"] == f"outbound|9080||{FQDN.format('reviews')}")
-        return {h["address"]["socket_address"]["address"] for h in reviews["host_statuses"]}
+        return {address.rsplit(":", 1)[0] for address in mesh.endpoints("productpage", cluster)}
 
-    try:
-        manifest.write_text(scaled)
-        new = wait_for("a second reviews-v3 pod, ready", lambda: [
-            p for p in mesh.refresh().pods if p.name not in old and p.ready == "2/2"], 60)
-        (pod,) = new
-        assert pod.name.startswith("reviews-v3-")
+    with ClientLoop(mesh) as loop:
+        try:
+            manifest.write_text(scaled)
+            new = wait_for("a second reviews-v3 pod, ready", lambda: [
+                p for p in mesh.refresh().pods if p.name not in old and p.ready == "2/2"], 60)
+            (pod,) = new
+            assert pod.name.startswith("reviews-v3-")
+            mesh.converge()
+            wait_for("productpage's sidecar to know the new endpoint", lambda: pod.ip in endpoints(), 10)
+            assert "v3" in mesh.reviews_versions(12)
+        finally:
+            manifest.write_text(original)
+        wait_for("the extra pod to go", lambda: {p.name for p in mesh.refresh().pods} == old, 60)
         mesh.converge()
-        wait_for("productpage's sidecar to know the new endpoint", lambda: pod.ip in endpoints(), 10)
-        assert "v3" in mesh.reviews_versions(12)
-    finally:
-        manifest.write_text(original)
-    wait_for("the extra pod to go", lambda: {p.name for p in mesh.refresh().pods} == old, 60)
-    mesh.converge()
-    wait_for("its endpoint to go", lambda: pod.ip not in endpoints(), 10)
+        assert pod.ip not in endpoints()
+        loop.settle(5)
     assert pod.netns not in netns.list_netns()
+    assert not loop.failures(), loop.failures()[:5]
 
 
 # --- the seed's walk, on live Envoys --------------------------------------------------------------
@@ -582,19 +593,37 @@ def test_no_failed_request_during_ten_routing_changes(clean: LocalMesh) -> None:
     assert set(versions(loop.results)) >= {"v1", "v2", "v3"}
 
 
-def test_killing_a_reviews_app_is_hidden_by_retries(clean: LocalMesh) -> None:
+def test_killing_a_reviews_app_removes_its_endpoint_until_it_is_ready_again(clean: LocalMesh) -> None:
+    """`up` reports the dead app's pod not ready (the Kubernetes Ready condition), the discovery server
+    pushes EDS without it, productpage's Envoy drops the host; retries hide the calls made before
+    that; the restarted app, once listening, is reported ready and its endpoint returns."""
     mesh = clean
     victim = mesh.pod("reviews-v1")
+    address = f"{victim.ip}:9080"
+    cluster = f"outbound|9080||{FQDN.format('reviews')}"
+    page = mesh.pod("productpage").name
+    assert address in mesh.endpoints(page, cluster)
     app = next(pid for pid in procs.marked_pids(mesh.prefix)
                if _cmdline(pid)[1:2] == [b"apps/reviews.py"]
                and f"POD_NAME={victim.name}".encode() in Path(f"/proc/{pid}/environ").read_bytes())
     with ClientLoop(mesh) as loop:
+        before = len(loop.results)
+        killed = time.monotonic()
         os.kill(app, signal.SIGKILL)
-        loop.settle(10)
+        wait_for("productpage's Envoy to drop the dead app's endpoint",
+                 lambda: address not in mesh.endpoints(page, cluster), 10)
+        removed = time.monotonic() - killed
+        assert mesh.endpoints(page, cluster), "the other reviews pods stay"
         wait_for("up to restart the reviews app",
                  lambda: re.search(r"restarted a container of reviews-v1", mesh.log_path.read_text()), 30)
-        wait_for("the restarted app to be ready", lambda: mesh.pod("reviews-v1").ready == "2/2", 30)
+        wait_for("the endpoint to come back once the app is ready",
+                 lambda: address in mesh.endpoints(page, cluster), 30)
+        back = time.monotonic() - killed
+        assert mesh.pod("reviews-v1").ready == "2/2"
         loop.settle(10)
-    statuses = {status for status, _ in loop.results}
-    assert statuses == {200}, loop.failures()[:5]
-    assert not loop.failures(), "retries on the refused connection hide the dead app"
+    during = loop.results[before:]
+    print(f"\nkilled reviews-v1's app: endpoint gone from productpage's Envoy after {removed * 1000:.0f} ms, "
+          f"back after {back:.2f} s; {len(during)} requests meanwhile, {len(loop.failures())} failed")
+    assert {status for status, _ in loop.results} == {200}, loop.failures()[:5]
+    assert not loop.failures(), "calls to the dead app before its endpoint left were retried elsewhere"
+    mesh.converge()

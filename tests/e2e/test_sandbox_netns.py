@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from pilotfish.config.parse import parse_manifests
 from pilotfish.sandbox import netns
 from pilotfish.sandbox.plan import EXTERNAL_HOST, EXTERNAL_IP, MARKER_ENV
 from pilotfish.sandbox.runtime import Sandbox, SandboxError, default_settings
@@ -155,19 +156,36 @@ def test_the_ingress_relay_reaches_the_gateway_pod_from_127_0_0_1(mesh: Mesh) ->
     assert "127.0.0.1" in listener and f"pid={mesh.sandbox.relay.pid if mesh.sandbox.relay else 0}," in listener
 
 
-def test_a_dead_app_is_restarted(mesh: Mesh) -> None:
+def _reported_ready(mesh: Mesh, pod: str) -> bool | None:
+    """The pod's readiness as the sandbox reports it to the discovery server (None: not reported)."""
+    status = mesh.sandbox.status.path
+    objects, problems = parse_manifests([(str(status), status.read_text())])
+    assert not problems, problems
+    return next((o.spec.status.ready for o in objects if o.name == pod), None)
+
+
+def test_a_dead_app_is_reported_not_ready_restarted_and_ready_again(mesh: Mesh) -> None:
     ratings = mesh.pod("ratings-")
     runtime = mesh.sandbox.pods[ratings.key]
     before = runtime.running["ratings"].pid
+    assert mesh.sandbox.status.path.parent == Path(mesh.sandbox.settings.run_dir) / "status"
+    assert all(_reported_ready(mesh, p.name) for p in mesh.sandbox.plan.pods) if mesh.sandbox.plan else False
     os.kill(before, signal.SIGKILL)
+
+    def reported_dead() -> bool:
+        mesh.sandbox.poll()
+        return _reported_ready(mesh, ratings.name) is False and runtime.running["ratings"].pid == before
+
+    wait_for("ratings to be reported not ready before its restart", reported_dead)
+    assert "containers with unready status: [ratings]" in mesh.sandbox.status.path.read_text()
 
     def restarted() -> bool:
         mesh.sandbox.poll()
         current = runtime.running["ratings"]
-        return current.pid != before and runtime.ready
+        return current.pid != before and bool(_reported_ready(mesh, ratings.name))
 
-    wait_for("ratings to be restarted", restarted)
-    assert runtime.restarts >= 1
+    wait_for("ratings to be restarted and reported ready again", restarted)
+    assert runtime.restarts >= 1 and runtime.ready
 
 
 def test_workload_edits_add_and_remove_pods_live(mesh: Mesh) -> None:

@@ -68,7 +68,15 @@ def test_discovery_serves_and_stops_cleanly_on_sigterm(
     stopper: list[subprocess.Popen[str]], tmp_path: Path
 ) -> None:
     sock = tmp_path / "xds.sock"
-    proc = run_discovery("--manifests", str(SAMPLES), "--grpc", f"unix:{sock}", "--http", "127.0.0.1:0")
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "svc.yaml").write_text(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: extra, namespace: default}\n"
+        "spec: {ports: [{name: http, port: 80}], selector: {app: extra}}\n"
+    )
+    proc = run_discovery(
+        "--manifests", str(SAMPLES), "--manifests", str(extra), "--grpc", f"unix:{sock}", "--http", "127.0.0.1:0"
+    )
     stopper.append(proc)
     wait_for_line(proc, r"ADS listening on unix:")
     port = int(wait_for_line(proc, r"debug HTTP on http://127\.0\.0\.1:(\d+)").group(1))
@@ -77,7 +85,8 @@ def test_discovery_serves_and_stops_cleanly_on_sigterm(
         assert r.status == 200
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/debug/registryz", timeout=5) as r:
         registry = json.loads(r.read())
-    assert any(s["hostname"] == "productpage.default.svc.cluster.local" for s in registry["services"])
+    hostnames = {s["hostname"] for s in registry["services"]}
+    assert {"productpage.default.svc.cluster.local", "extra.default.svc.cluster.local"} <= hostnames
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/debug/configz", timeout=5) as r:
         assert json.loads(r.read())["gateways"]
     result = CliRunner().invoke(cli, ["proxy-status", "--discovery-http", f"127.0.0.1:{port}"])

@@ -80,8 +80,52 @@ def test_endpoint_change_is_incremental_and_equal_to_a_full_build() -> None:
     reviews = next(w for w in second.proxies() if w.name.startswith("reviews-v2"))
     assert (
         generate(second, proxy_for_workload(second, reviews)).listeners
-        is not generate(first, proxy_for_workload(first, reviews)).listeners
-    )  # its inbound side gained nothing, but its service's endpoints changed
+        is generate(first, proxy_for_workload(first, reviews)).listeners
+    )  # its service's endpoints changed, but its inbound side gained nothing: carried over
+
+
+def _status(name: str, ready: str) -> str:
+    return (
+        "apiVersion: pilotfish.io/v1alpha1\nkind: PodStatus\n"
+        f"metadata: {{name: {name}, namespace: default}}\n"
+        f"status:\n  phase: Running\n  conditions: [{{type: Ready, status: {ready!r}}}]\n"
+    )
+
+
+def test_a_readiness_change_is_endpoint_only_and_equal_to_a_full_build() -> None:
+    """A pod reported not ready (a status file, e.g. in another directory) changes EDS only: every
+    proxy's clusters, listeners and routes stay the same objects, and the result is byte-identical to
+    building the mesh from scratch; so is the way back."""
+    loader = MeshLoader()
+    texts = _texts()
+    first = _load(loader, texts)
+    before = _all_config(first)
+    victim = next(w for w in first.workloads if w.deployment == "reviews-v1")
+    steps = [
+        [*texts, ("status/pods.yaml", _status(victim.name, "True"))],
+        [*texts, ("status/pods.yaml", _status(victim.name, "False"))],
+        [*texts, ("status/pods.yaml", _status(victim.name, "True"))],
+    ]
+    previous = first
+    for changed in steps:
+        mesh = _load(loader, changed)
+        assert loader.incremental == {"endpoints"}
+        assert _all_config(mesh) == _all_config(_from_scratch(changed))
+        for proxy in mesh.proxies():
+            old = generate(previous, proxy_for_workload(previous, proxy))
+            new = generate(mesh, proxy_for_workload(mesh, proxy))
+            # the same objects, even for the reviews pods (whose own inbound side ignores readiness):
+            # nothing regenerated or serialized again, equal versions, nothing but EDS to push
+            assert new.clusters is old.clusters and new.listeners is old.listeners, proxy.proxy_id
+            assert new.routes is old.routes, proxy.proxy_id
+        previous = mesh
+    unready = _load(loader, steps[1])
+    page = next(w for w in unready.proxies() if w.deployment == "productpage-v1")
+    eds = dict(_snapshot(generate(unready, proxy_for_workload(unready, page)))["EDS"])
+    reviews, reviews_v1 = (f"outbound|9080|{s}|reviews.default.svc.cluster.local" for s in ("", "v1"))
+    assert eds[reviews_v1] != dict(before[page.proxy_id]["EDS"])[reviews_v1]
+    assert victim.ip.encode() not in eds[reviews_v1] and victim.ip.encode() not in eds[reviews]
+    assert _all_config(_load(loader, steps[2])) == before
 
 
 def test_new_file_sorted_first_shifts_orders_and_stays_incremental() -> None:

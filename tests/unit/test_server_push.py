@@ -119,6 +119,25 @@ def test_watcher_sees_writes_renames_and_deletes(tmp_path: Path) -> None:
     assert not watcher.unchanged_since([tmp_path / "a.yaml"])
 
 
+def test_watcher_of_several_directories_reads_them_in_order(tmp_path: Path) -> None:
+    user, status = tmp_path / "z-user", tmp_path / "a-status"
+    for directory, names in ((user, ["b.yaml", "a.yaml"]), (status, ["pods.yaml"])):
+        directory.mkdir()
+        for name in names:
+            (directory / name).write_text("x: 1\n")
+    watcher = DirectoryWatcher([user, status])
+    files, _ = manifest_files([user, status])
+    assert watcher.files() == files == [user / "a.yaml", user / "b.yaml", status / "pods.yaml"]
+    assert not watcher.changed()
+    tmp = status / ".pods.yaml.tmp"
+    tmp.write_text("x: 2\n")
+    os.replace(tmp, status / "pods.yaml")  # how the sandbox writes its status reports
+    assert watcher.changed()
+    assert watcher.unchanged_since(files)
+    (user / "a.yaml").unlink()
+    assert watcher.changed() and watcher.files() == [user / "b.yaml", status / "pods.yaml"]
+
+
 def test_scan_finds_exactly_what_the_pipeline_reads(tmp_path: Path) -> None:
     for rel in (
         "a.yaml",

@@ -1,4 +1,4 @@
-"""`pilotfish discovery`: the control plane's xDS server over a directory of manifests (pilot's job)."""
+"""`pilotfish discovery`: the control plane's xDS server over directories of manifests (pilot's job)."""
 
 from __future__ import annotations
 
@@ -42,8 +42,10 @@ def _ms(seconds: float) -> str:
 @click.option(
     "--manifests",
     required=True,
+    multiple=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Directory of Kubernetes/Istio manifests to serve (watched for changes).",
+    help="Directory of Kubernetes/Istio manifests to serve (watched for changes); repeat it to serve "
+    "several directories as one input.",
 )
 @click.option(
     "--grpc",
@@ -104,7 +106,7 @@ def _ms(seconds: float) -> str:
     help="Enable /debug/test/* (make the next push carry a resource Envoy rejects).",
 )
 def discovery(
-    manifests: Path,
+    manifests: tuple[Path, ...],
     grpc_address: str,
     http_address: str,
     debounce: float,
@@ -115,7 +117,7 @@ def discovery(
     log_level: str,
     enable_test_hooks: bool,
 ) -> None:
-    """Serve Envoy configuration over ADS (SotW and delta) for the manifests in a directory."""
+    """Serve Envoy configuration over ADS (SotW and delta) for the manifests in one or more directories."""
     logging.basicConfig(
         level=getattr(logging, log_level.upper()),
         format="%(asctime)s %(levelname)-7s %(message)s",

@@ -30,7 +30,8 @@ from pilotfish.sandbox.state import (
     running_mesh,
 )
 
-POLL_INTERVAL = 0.5
+POLL_INTERVAL = 0.2
+"""How often `up` supervises the pods: a dead app is reported not ready (and restarted) within this."""
 DOWN_TIMEOUT = 30.0
 
 

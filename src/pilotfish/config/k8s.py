@@ -8,9 +8,9 @@ kubelet (resources, volumes, securityContext...): those two levels accept and ig
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pilotfish.config.types import Labels, Lenient, PortNumber, Strict
 
@@ -165,9 +165,61 @@ class PodSpec(Lenient):
     host_network: bool = False
 
 
+POD_PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
+
+
+class PodCondition(Strict):
+    """One entry of a pod's `status.conditions` (`Ready`, `ContainersReady`, `PodScheduled`, ...)."""
+
+    type: str = Field(min_length=1)
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    last_probe_time: Any = None
+    last_transition_time: Any = None
+    observed_generation: int | None = None
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _quoted(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f'must be the string "{value}" (quote it: YAML reads bare true/false '
+                             "as booleans)")
+        return value
+
+
+def check_phase(phase: str) -> str:
+    if phase and phase not in POD_PHASES:
+        raise ValueError(f"phase {phase!r} must be one of {', '.join(POD_PHASES)}")
+    return phase
+
+
+def pod_ready(phase: str, conditions: list[PodCondition]) -> bool:
+    """Kubernetes' rule (`IsPodReady`, used by the endpoints controller): ready when the `Ready`
+    condition is "True". A pod whose status reports nothing (no phase, no conditions) counts as
+    ready: manifests describe a running mesh and nothing probes it (`config.podstatus`)."""
+    if phase and phase != "Running":
+        return False
+    if not conditions:
+        return True
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
 class PodStatus(Lenient):
+    """A Pod's `status` as `kubectl get pod -o yaml` shows it; the mesh reads the address and readiness."""
+
     pod_ip: str = Field(default="", alias="podIP")
     phase: str = ""
+    conditions: list[PodCondition] = Field(default_factory=list)
+
+    @field_validator("phase")
+    @classmethod
+    def _phase(cls, value: str) -> str:
+        return check_phase(value)
+
+    @property
+    def ready(self) -> bool:
+        return pod_ready(self.phase, self.conditions)
 
 
 class Pod(Strict):

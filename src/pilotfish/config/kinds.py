@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from pilotfish.config import istio, k8s
 from pilotfish.config.meshconfig import MeshConfig
+from pilotfish.config.podstatus import PodStatusReport
 
 ISTIO_NETWORKING = "networking.istio.io"
 ISTIO_VERSIONS = ("v1alpha3", "v1beta1", "v1")
@@ -40,6 +41,7 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo(ISTIO_NETWORKING, "ServiceEntry", ISTIO_VERSIONS, istio.ServiceEntrySpec, spec_only=True),
     KindInfo(ISTIO_NETWORKING, "Sidecar", ISTIO_VERSIONS, istio.SidecarSpec, spec_only=True),
     KindInfo(PILOTFISH_GROUP, "MeshConfig", ("v1alpha1",), MeshConfig, namespaced=False, spec_only=True),
+    KindInfo(PILOTFISH_GROUP, "PodStatus", ("v1alpha1",), PodStatusReport),
 )
 
 BY_GROUP_KIND: dict[tuple[str, str], KindInfo] = {(k.group, k.kind): k for k in KINDS}

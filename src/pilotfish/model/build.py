@@ -3,7 +3,8 @@
 - Deployments expand into `replicas` pods with Kubernetes-like names; pods without an IP get one
   from 10.44.0.0/16, services without a cluster IP one from 10.96.0.0/16 (deterministically).
 - Endpoints come from `Endpoints` objects when given, else from the pods the Service selects
-  (like Kubernetes' endpoints controller: named target ports resolve to container ports).
+  (like Kubernetes' endpoints controller: named target ports resolve to container ports; a pod
+  whose `Ready` condition is not "True", from its own status or a `PodStatus`, is not ready).
 - ServiceEntries become services too (Istio's `serviceentry/conversion.go`).
 - Mesh-wide settings come from a MeshConfig document or the `istio` ConfigMap's `mesh` key.
 """
@@ -74,8 +75,8 @@ def build_mesh(objects: Sequence[ConfigObject], version: str = "0") -> tuple[Mes
     return mesh, diagnostics
 
 
-WORKLOAD_KINDS = frozenset({"Pod", "Deployment", "Endpoints"})
-"""Kinds that only decide workloads and endpoints."""
+WORKLOAD_KINDS = frozenset({"Pod", "Deployment", "Endpoints", "PodStatus"})
+"""Kinds that only decide workloads and endpoints (a readiness report is an endpoint change)."""
 ROUTING_KINDS = frozenset({"VirtualService", "Gateway"})
 """Kinds that only decide routes and gateway listeners (no service, cluster or endpoint)."""
 
@@ -91,13 +92,13 @@ class MeshUpdate:
 
 
 def update_mesh(previous: Mesh, objects: Sequence[ConfigObject], version: str) -> MeshUpdate | None:
-    """The next snapshot when only pods, Deployments, Endpoints (a rollout, a scale-up),
-    VirtualServices or Gateways (a route edit) changed: services, the other config and their indexes
-    are the previous snapshot's; workloads and endpoints, or the routing objects, are recomputed.
-    None when anything else changed, or a namespace appeared or went away: callers then use
-    `build_mesh`. The unchanged config objects stay the previous ones (equal but for shifted `order`
-    numbers, in the same relative order). The new snapshot's memo is empty; what generation may
-    keep is decided by `xds.generate.carry_over`."""
+    """The next snapshot when only pods, Deployments, Endpoints, PodStatus reports (a rollout, a
+    scale-up, a pod becoming ready), VirtualServices or Gateways (a route edit) changed: services,
+    the other config and their indexes are the previous snapshot's; workloads and endpoints, or
+    the routing objects, are recomputed. None when anything else changed, or a namespace appeared
+    or went away: callers then use `build_mesh`. The unchanged config objects stay the previous
+    ones (equal but for shifted `order` numbers, in the same relative order). The new snapshot's
+    memo is empty; what generation may keep is decided by `xds.generate.carry_over`."""
     changed = _changed_kinds(previous.objects, objects)
     if changed is None or not changed <= WORKLOAD_KINDS | ROUTING_KINDS or _duplicates(objects):
         return None
@@ -235,11 +236,12 @@ def _tls_paths(spec: istio.DestinationRuleSpec) -> list[tuple[str | int, ...]]:
 
 
 def _namespaces(objects: Iterable[ConfigObject]) -> dict[str, Mapping[str, str]]:
+    """Namespaces named by any object; a status report names its pod's, it makes none."""
     result: dict[str, Mapping[str, str]] = {}
     for obj in objects:
         if obj.kind == "Namespace":
             result[obj.name] = obj.labels
-        elif obj.namespace:
+        elif obj.namespace and obj.kind != "PodStatus":
             result.setdefault(obj.namespace, {})
     return result
 
@@ -259,14 +261,21 @@ class _Pod:
     ip: str
     deployment: str
     source: ConfigObject
+    ready: bool
 
 
 def _pods(by_kind: Mapping[str, list[ConfigObject]]) -> list[_Pod]:
-    """Pods as given plus Deployment replicas (Kubernetes-like names)."""
+    """Pods as given plus Deployment replicas (Kubernetes-like names), with their readiness: a
+    `PodStatus` report's, else the Pod's own status, else ready (`config.podstatus`)."""
+    reported = {(obj.namespace, obj.name): obj.spec.status.ready for obj in by_kind.get("PodStatus", [])}
     pods = []
     for obj in by_kind.get("Pod", []):
-        ip = obj.spec.status.pod_ip if obj.spec.status is not None else ""
-        pods.append(_Pod(obj.name, obj.namespace, obj.labels, obj.annotations, obj.spec.spec, ip, "", obj))
+        status = obj.spec.status
+        ip = status.pod_ip if status is not None else ""
+        ready = reported.get((obj.namespace, obj.name), status.ready if status is not None else True)
+        pods.append(
+            _Pod(obj.name, obj.namespace, obj.labels, obj.annotations, obj.spec.spec, ip, "", obj, ready)
+        )
     for obj in by_kind.get("Deployment", []):
         spec: k8s.DeploymentSpec = obj.spec.spec
         template = obj.raw.get("spec", {}).get("template") if isinstance(obj.raw, dict) else None
@@ -274,9 +283,18 @@ def _pods(by_kind: Mapping[str, list[ConfigObject]]) -> list[_Pod]:
         meta = spec.template.metadata
         for index in range(spec.replicas):
             name = allocate.pod_name(obj.name, template_id, index)
+            ready = reported.get((obj.namespace, name), True)
             pods.append(
                 _Pod(
-                    name, obj.namespace, meta.labels, meta.annotations, spec.template.spec, "", obj.name, obj
+                    name,
+                    obj.namespace,
+                    meta.labels,
+                    meta.annotations,
+                    spec.template.spec,
+                    "",
+                    obj.name,
+                    obj,
+                    ready,
                 )
             )
     return pods
@@ -308,6 +326,7 @@ def _workloads(
                 containers=tuple(pod.spec.containers),
                 annotations=pod.annotations,
                 origin=pod.source.origin,
+                ready=pod.ready,
             )
         )
     return workloads
@@ -439,7 +458,7 @@ def _from_selector(
             continue
         target = _target_port(port, workload)
         if target is not None:
-            eps.append(_endpoint(workload.ip, target, port.name, workload, True))
+            eps.append(_endpoint(workload.ip, target, port.name, workload, workload.ready))
     return eps
 
 

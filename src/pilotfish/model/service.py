@@ -106,6 +106,8 @@ class Workload:
     """The pod's container specs (`config.k8s.Container`), for the local mesh to run."""
     annotations: Mapping[str, str] = field(default_factory=dict)
     origin: Origin | None = None
+    ready: bool = True
+    """The pod's `Ready` condition (`config.podstatus`): a not-ready pod's endpoints are not sent."""
 
     @property
     def proxy_id(self) -> str:

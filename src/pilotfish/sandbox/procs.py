@@ -30,6 +30,11 @@ class Running:
     plan: ProcessPlan
     popen: subprocess.Popen[bytes]
     started: float
+    log_offset: int = 0
+    """Size of its log file when it started: its own output (a ready line) comes after this."""
+    ready: bool = False
+    """It became ready since it started (set by the pod's readiness checks; a process stays ready
+    while it lives)."""
 
     @property
     def pid(self) -> int:
@@ -54,6 +59,7 @@ def start(plan: ProcessPlan, netns: str | None, *, pass_fds: Sequence[int] = (),
     Path(plan.log).parent.mkdir(parents=True, exist_ok=True)
     log = os.open(plan.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
+        offset = os.fstat(log).st_size
         popen = subprocess.Popen(  # argv from the plan, never through a shell
             command(plan, netns) + list(extra_args), cwd=plan.cwd, env=dict(plan.env),
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=tuple(pass_fds),
@@ -61,7 +67,7 @@ def start(plan: ProcessPlan, netns: str | None, *, pass_fds: Sequence[int] = (),
         )
     finally:
         os.close(log)
-    return Running(plan, popen, time.monotonic())
+    return Running(plan, popen, time.monotonic(), offset)
 
 
 def stop(running: Iterable[Running], timeout: float = STOP_TIMEOUT) -> None:

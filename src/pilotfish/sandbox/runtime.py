@@ -4,13 +4,17 @@
 crashed run, load the manifests, plan (`sandbox.plan`), start the discovery server, create the node
 and pod namespaces and their /etc/netns files, run each sidecar pod's init step, then its apps and
 proxy, and the ingress relay; then wait until every pod is ready (its apps printed their listening
-line, its Envoy's admin `/ready` says LIVE). No fixed sleeps: everything is polled with a short,
-growing interval.
+line, its Envoy's admin `/ready` says LIVE) and every Envoy has the config that says so. No fixed
+sleeps: everything is polled with a short, growing interval.
+
+Like a kubelet, the sandbox reports each pod's readiness (`sandbox.podstatus`): into a status
+directory of the run that the discovery server serves next to the user's manifests, so a pod starts
+out not ready and a pod whose app died leaves the endpoints until the restarted app is ready again.
 
 `Sandbox.poll()` (called in a loop by `pilotfish up`) keeps it running: restarts processes that died
-(like a kubelet), applies workload changes of the manifests (pods added or removed; routing changes
-are the discovery server's job, it reloads the same directory), and rewrites hosts files in place when
-services change.
+(like a kubelet), reports readiness changes, applies workload changes of the manifests (pods added or
+removed; routing changes are the discovery server's job, it reloads the same directories), and
+rewrites hosts files in place when services change.
 
 `Sandbox.down()` tears down in the verified order: processes, then namespaces, then files.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import secrets
 import shutil
@@ -26,11 +31,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import click
 
 import pilotfish
 from pilotfish.config.diagnostics import Diagnostic, has_errors
@@ -52,12 +55,16 @@ from pilotfish.sandbox.plan import (
     plan_sandbox,
     validate_prefix,
 )
+from pilotfish.sandbox.podstatus import STATUS_DIR, PodReport, StatusWriter
 from pilotfish.sandbox.state import MeshState, PodState, RunLock, read_state, run_dir, write_state
-from pilotfish.sources.manifests import manifest_files
+from pilotfish.sources.manifests import content_version, manifest_files, read_manifests
 
 READY_TIMEOUT = 60.0
 DISCOVERY_DEBUG_PORT = 15014
 RESTART_BACKOFF = (0.5, 10.0)
+TERMINATION_GRACE = 3.0
+"""At most this long, pods a manifest edit removes keep running while the other proxies learn that
+their endpoints are gone (best effort: they stop anyway afterwards)."""
 LOG_TAIL = 15
 SAMPLES_EXTERNAL = Path(pilotfish.__file__).resolve().parents[2] / "samples" / "external"
 
@@ -82,15 +89,6 @@ def available_commands() -> list[str]:
     from pilotfish.cli.main import COMMANDS
 
     return [name for name, _ in COMMANDS]
-
-
-def discovery_takes_many_dirs() -> bool:
-    """Whether `pilotfish discovery --manifests` may be given more than once."""
-    from pilotfish.cli.main import cli
-
-    command = cli.get_command(click.Context(cli), "discovery")
-    option = next((p for p in command.params if p.name == "manifests"), None) if command else None
-    return bool(option is not None and getattr(option, "multiple", False))
 
 
 def log_tail(path: str, lines: int = LOG_TAIL) -> str:
@@ -279,14 +277,20 @@ class PodRuntime:
         return ""
 
     def process_ready(self, process: ProcessPlan) -> bool:
+        """Alive and ready since it (re)started: the listening line in its log after its start, the
+        proxy's Envoy LIVE. Once ready, a process stays ready while it lives (checked with a cheap
+        `waitpid`), so polling often costs little."""
         current = self.running.get(process.name)
         if current is None or not current.alive():
             return False
-        if process.kind == "proxy":
-            return admin_ready(self.plan.admin)
-        if process.ready_line:
-            return _has_ready_line(process.log)
-        return True
+        if not current.ready:
+            if process.kind == "proxy":
+                current.ready = admin_ready(self.plan.admin)
+            elif process.ready_line:
+                current.ready = _has_ready_line(process.log, current.log_offset)
+            else:
+                current.ready = True
+        return current.ready
 
     def ready_count(self) -> tuple[int, int]:
         mains = self.main_processes
@@ -299,21 +303,28 @@ class PodRuntime:
         done, total = self.ready_count()
         return self.init_done and done == total
 
+    def report(self) -> PodReport:
+        """The pod's status as a kubelet would report it."""
+        started = self.init_done and not self.failed
+        unready = tuple(p.name for p in self.main_processes if not started or not self.process_ready(p))
+        return PodReport(self.plan.name, self.plan.namespace, started, unready)
+
     def all_running(self) -> list[procs.Running]:
         return list(self.running.values())
 
 
-def _has_ready_line(path: str) -> bool:
-    """The process's listening line is in its log (logs are per pod start, see `_reset_logs`)."""
+def _has_ready_line(path: str, offset: int = 0) -> bool:
+    """The process's listening line is in its log after `offset` (where its latest start began)."""
     try:
         with open(path, "rb") as log:
+            log.seek(offset)
             return any(READY_LINE.search(line.decode(errors="replace")) for line in log)
     except OSError:
         return False
 
 
 def _reset_logs(pod: PodPlan) -> None:
-    """A (re-)created pod starts with empty logs, so readiness never reads an old listening line."""
+    """A (re-)created pod starts with empty logs (a restarted process reads only its own part)."""
     shutil.rmtree(pod.dir, ignore_errors=True)
     Path(pod.dir).mkdir(parents=True, exist_ok=True)
     os.chmod(pod.dir, 0o755)
@@ -341,6 +352,9 @@ class Sandbox:
         self.started = time.monotonic()
         self.manifest_signature: tuple[tuple[str, int, int], ...] = ()
         self.diagnostics: list[Diagnostic] = []
+        self.status_dir = Path(settings.run_dir) / STATUS_DIR
+        """Where the pods' readiness is reported (served by the discovery server with the DIRs)."""
+        self.status = StatusWriter(self.status_dir)
         self._locked = False
         self._readiness: tuple[tuple[tuple[str, str], tuple[int, int]], ...] = ()
 
@@ -378,9 +392,6 @@ class Sandbox:
                 raise SandboxError(f"this pilotfish has no `{'`, `'.join(missing)}` command yet: the mesh "
                                    "needs the discovery server and the agent")
             proxy_command = proxy_process
-            if len(self.dirs) > 1 and not discovery_takes_many_dirs():
-                raise SandboxError("the discovery server serves one manifests directory: give `up` one DIR "
-                                   "(put the other files into it)")
         try:
             plan = plan_sandbox(mesh, self.settings, self.run_id, proxy_command)
         except PlanError as err:
@@ -394,6 +405,9 @@ class Sandbox:
         os.chmod(run, 0o755)
         (run / "pods").mkdir(exist_ok=True)
         os.chmod(run / "pods", 0o755)
+        self.status_dir.mkdir(exist_ok=True)
+        os.chmod(self.status_dir, 0o755)
+        self.report_status()  # every pod Pending: no endpoint is sent before its pod is ready
         self.write_state()  # from now on `pilotfish down` can find (and stop) this run
         listener = bind_ingress(self.settings.ingress_port) if plan.ingress else None
         try:
@@ -410,6 +424,11 @@ class Sandbox:
         self.write_state()
         self.wait_ready(timeout)
         self.write_state()
+
+    @property
+    def served_dirs(self) -> list[Path]:
+        """What the discovery server reads: the DIRs, then the pods' status reports."""
+        return [*self.dirs, self.status_dir]
 
     def _load(self) -> Mesh | None:
         self.manifest_signature = self._signature()
@@ -434,8 +453,9 @@ class Sandbox:
             # The default run takes istiod's debug port when it is free, so `proxy-status` finds it as is.
             preferred = DISCOVERY_DEBUG_PORT if self.settings.prefix == DEFAULT_PREFIX else 0
             self.discovery_http = f"127.0.0.1:{free_loopback_port(preferred)}"
-        process = discovery_process(self.settings, self.run_id, [str(d) for d in self.dirs], plan.xds_socket,
-                                    self.discovery_http, str(Path(self.settings.run_dir) / "discovery.log"))
+        process = discovery_process(self.settings, self.run_id, [str(d) for d in self.served_dirs],
+                                    plan.xds_socket, self.discovery_http,
+                                    str(Path(self.settings.run_dir) / "discovery.log"))
         self.discovery = procs.start(process, None)
         self.xds_ready = False
 
@@ -481,11 +501,13 @@ class Sandbox:
     # -- readiness ------------------------------------------------------------------------------------
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        """Poll until every pod is ready; report each pod once as it becomes ready."""
+        """Poll until every pod is ready and every proxy has the config that says so; report each
+        pod once as it becomes ready."""
         deadline = time.monotonic() + timeout
         reported: set[tuple[str, str]] = set()
         poller = Poller()
         while True:
+            self.report_status()
             for key, pod in self.pods.items():
                 pod.step(restart=False)
                 if pod.failed:
@@ -503,11 +525,65 @@ class Sandbox:
                 raise SandboxError(f"the ingress relay exited:\n{log_tail(self.relay.plan.log)}")
             discovery_ok = self.discovery is None or self.discovery_ready()
             if len(reported) == len(self.pods) and relay_ok and discovery_ok:
+                self.report_status()
+                self._wait_served(deadline, timeout)
                 return
             if time.monotonic() > deadline:
                 waiting = [p.plan.proxy_id for k, p in self.pods.items() if k not in reported]
                 raise SandboxError(f"pods not ready after {timeout:.0f}s: {', '.join(waiting)}")
             poller.wait()
+
+    def report_status(self, pending: Collection[tuple[str, str]] = ()) -> bool:
+        """Write every pod's readiness where the discovery server reads it (when it changed); pods
+        in `pending` are about to be (re-)created."""
+        if self.plan is None:
+            return False
+        reports = []
+        for pod in self.plan.pods:
+            runtime = self.pods.get(pod.key)
+            if runtime is None or pod.key in pending:  # not started yet: Pending, nothing ready
+                names = tuple(p.name for p in pod.processes if p.kind != "init")
+                reports.append(PodReport(pod.name, pod.namespace, False, names))
+            else:
+                reports.append(runtime.report())
+        return self.status.write(reports)
+
+    def _wait_served(self, deadline: float, timeout: float) -> None:
+        """Until every proxy acknowledged the mesh of the manifests and status reports as they are
+        now (the discovery server's /debug/syncz): then the first request finds every endpoint."""
+        if self.discovery is None or self.plan is None:
+            return
+        proxies = {p.proxy_id for p in self.plan.pods if p.proxy_type is not None}
+        if not self._await_served(proxies, deadline):
+            raise SandboxError(f"the proxies did not get the mesh within {timeout:.0f}s (discovery "
+                               f"log: {self.discovery.plan.log})")
+
+    def _await_served(self, proxies: set[str], deadline: float) -> bool:
+        poller = Poller()
+        while not self._served(proxies):
+            if time.monotonic() > deadline:
+                return False
+            poller.wait()
+        return True
+
+    def _served(self, proxies: set[str]) -> bool:
+        texts, _ = read_manifests(self.served_dirs)
+        want = content_version(texts)
+        host, _, port = self.discovery_http.rpartition(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=2)
+        try:
+            conn.request("GET", "/debug/syncz")
+            streams = json.loads(conn.getresponse().read())
+        except (OSError, http.client.HTTPException, ValueError):
+            return False
+        finally:
+            conn.close()
+        current = {s.get("proxy"): s for s in streams if isinstance(s, dict)}
+        return all(
+            p in current and current[p].get("mesh_version") == want
+            and all(t.get("status") == "SYNCED" for t in current[p].get("types", {}).values())
+            for p in proxies
+        )
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -529,6 +605,7 @@ class Sandbox:
             pod.step(restart=True)
             if pod.restarts != before:
                 messages.append(f"restarted a container of {pod.plan.proxy_id} (restarts: {pod.restarts})")
+        self.report_status()
         if self._signature() != self.manifest_signature:
             messages.extend(self.reload())
         readiness = tuple((key, pod.ready_count()) for key, pod in self.pods.items())
@@ -556,20 +633,28 @@ class Sandbox:
         messages += [f"  warning: {d}" for d in self.diagnostics]
         gateway_changed = (self.plan.ingress != new.ingress
                            or any(p.key == (new.ingress.pod if new.ingress else None) for p in diff.removed))
+        old = self.plan
+        self.plan = new
+        # Before anything stops or starts: pods to create are Pending (also the re-created ones whose
+        # old processes still run), pods to remove are no longer reported.
+        self.report_status(pending={pod.key for pod in diff.added})
+        if diff.removed and self.discovery is not None:
+            # Like Kubernetes with a terminating pod: its endpoints leave the proxies, then it stops.
+            staying = {p.proxy_id for p in diff.kept if p.proxy_type is not None}
+            self._await_served(staying, time.monotonic() + TERMINATION_GRACE)
         if gateway_changed and self.relay is not None:
             procs.stop([self.relay])
             self.relay = None
         for pod in diff.removed:
             self._remove_pod(pod)
             messages.append(f"pod {pod.proxy_id} removed")
-        old = self.plan
-        self.plan = new
         for pod in hosts_changes(old.pods, new.pods):
             netns.write_pod_files(pod)
             self.pods[pod.key].plan = pod
         if diff.added:
             self._create_pods(diff.added)
             messages.extend(f"pod {pod.proxy_id} created" for pod in diff.added)
+            self.report_status()
         if gateway_changed and new.ingress is not None:
             listener = bind_ingress(self.settings.ingress_port)
             try:
@@ -602,7 +687,7 @@ class Sandbox:
                                  f"{done}/{total}"))
         return MeshState(
             prefix=self.settings.prefix, run_id=self.run_id, pid=os.getpid(),
-            dirs=[str(d) for d in self.dirs],
+            dirs=[str(d) for d in self.dirs], status_dir=str(self.status_dir),
             run_dir=self.settings.run_dir, ingress_url=plan.ingress.url if plan.ingress else "",
             discovery_grpc=f"unix:{plan.xds_socket}" if self.discovery else "",
             discovery_http=self.discovery_http, node=plan.node, pods=pods,

@@ -76,6 +76,8 @@ class MeshState:
     node: str
     pods: list[PodState] = field(default_factory=list)
     started: float = 0.0
+    status_dir: str = ""
+    """Where `up` reports the pods' readiness (the discovery server reads it after `dirs`)."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"

@@ -62,6 +62,12 @@ class PipelineBackend:
         mesh, diagnostics = self._loader.load(paths)
         return mesh, list(diagnostics)
 
+    @property
+    def last_update(self) -> str:
+        """How the last load was built, for the server's log: `endpoints`, `routing`, both, or `full`."""
+        groups: frozenset[str] = self._loader.incremental
+        return "+".join(sorted(groups)) or "full"
+
     def resolve_proxy(self, mesh: MeshLike, node_id: str, metadata: Mapping[str, Any]) -> Proxy:
         proxy: Proxy = self._pipeline.resolve_proxy(mesh, node_id, metadata)
         return proxy

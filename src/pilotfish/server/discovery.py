@@ -1,5 +1,8 @@
 """The discovery server: files -> debounced rebuild -> mesh -> ADS pushes, plus the debug HTTP.
 
+It serves one or more manifests directories as one input (`sources.files.DirectoryWatcher`): the
+local mesh gives it the user's directories plus the pod status reports it writes as a kubelet would.
+
 Wires the pieces together and owns their lifecycle (start, stop). Everything runs on one event loop;
 only `load_mesh` (CPU-bound parsing) runs in a worker thread so streams keep being served meanwhile.
 """
@@ -12,6 +15,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +36,8 @@ log = logging.getLogger("pilotfish.discovery")
 
 @dataclass(frozen=True, slots=True)
 class DiscoveryConfig:
-    manifests: Path
+    manifests: Path | Sequence[Path]
+    """The manifests directory, or several (read as one input, in this order)."""
     grpc_address: str = "127.0.0.1:15010"
     """`host:port` (port 0 picks a free one) or `unix:/path/to.sock`."""
     http_address: str | None = "127.0.0.1:15014"
@@ -178,7 +183,13 @@ class DiscoveryServer:
                     self.cache.set_mesh(empty)
             return
         if self.cache.set_mesh(mesh):
-            log.info("discovery: mesh version %s from %d files", mesh.version, len(files))
+            update = getattr(self.cache.backend, "last_update", "")  # PipelineBackend's; fakes have none
+            log.info(
+                "discovery: mesh version %s from %d files%s",
+                mesh.version,
+                len(files),
+                f" (update: {update})" if update and not initial else "",
+            )
             if not initial:
                 self.push(PushRequest(mesh.version, trigger_time, "config"))
 

@@ -1,4 +1,4 @@
-"""Watch a directory of manifests by polling: the simplest thing that works everywhere.
+"""Watch directories of manifests by polling: the simplest thing that works everywhere.
 
 Every `interval` the directory tree is scanned and each manifest's (inode, size, mtime) compared with
 the previous scan; any difference is one change event. Polling needs no inotify, behaves the same for
@@ -7,14 +7,16 @@ editors that write in place and editors that write a temporary file and rename i
 to parse, the rebuild reports it, and the last good mesh keeps being served until the file is whole.
 
 Which files are manifests is decided by `sources.manifests` (hidden files and editor leftovers are
-skipped), so the watcher and the pipeline always agree on the input.
+skipped), so the watcher and the pipeline always agree on the input. Several directories (the user's
+manifests, and e.g. the local mesh's pod status reports) are one input: their files in the order the
+directories were given, each directory's sorted, exactly as `sources.manifests.manifest_files` lists them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,20 +64,27 @@ def scan(directory: Path) -> dict[Path, FileStamp]:
     return found
 
 
-class DirectoryWatcher:
-    """Polls `directory`; `changed()` says whether anything differs since the last call."""
+Stamps = tuple[dict[Path, FileStamp], ...]
 
-    def __init__(self, directory: Path, interval: float = DEFAULT_INTERVAL) -> None:
-        self.directory = directory
+
+class DirectoryWatcher:
+    """Polls `directories`; `changed()` says whether anything differs since the last call."""
+
+    def __init__(self, directories: Path | Sequence[Path], interval: float = DEFAULT_INTERVAL) -> None:
+        self.directories = (directories,) if isinstance(directories, Path) else tuple(directories)
         self.interval = interval
-        self._stamps = scan(directory)
+        self._stamps = self._scan()
+
+    def _scan(self) -> Stamps:
+        return tuple(scan(directory) for directory in self.directories)
 
     def files(self) -> list[Path]:
-        """The manifests as of the last scan, sorted (the order the pipeline reads them in)."""
-        return sorted(self._stamps)
+        """The manifests as of the last scan, in the order the pipeline reads them in: directory by
+        directory, each sorted."""
+        return [file for stamps in self._stamps for file in sorted(stamps)]
 
     def changed(self) -> bool:
-        stamps = scan(self.directory)
+        stamps = self._scan()
         if stamps == self._stamps:
             return False
         self._stamps = stamps
@@ -87,7 +96,7 @@ class DirectoryWatcher:
         Used after a (slow) load: if a file changed while it was being read, the result may mix old
         and new content, so it is discarded and the next scan triggers a new load.
         """
-        return scan(self.directory) == self._stamps and files == self.files()
+        return self._scan() == self._stamps and files == self.files()
 
     async def run(self, on_change: Callable[[], None]) -> None:
         while True:

@@ -162,13 +162,14 @@ class _Staleness:
         self.groups = update.groups
         self.changed = update.changed_endpoints
         before, after = previous.endpoints, update.mesh.endpoints
-        self.affected_pods = {
-            ep.workload
-            for key in self.changed
-            for ep in (*before.get(key, ()), *after.get(key, ()))
-            if ep.workload
-        }
-        """Pods whose inbound side may differ (an endpoint of theirs changed)."""
+        self.affected_pods: set[str] = set()
+        """Pods whose inbound side differs: they gained or lost a (service port, target port) to serve
+        (`endpoints.inbound_targets` reads nothing else), so a pod becoming ready or not ready, or a
+        replica added next to them, leaves the other pods' inbound clusters and listeners as they were."""
+        for key in self.changed:
+            old = {(ep.workload, ep.port) for ep in before.get(key, ()) if ep.workload}
+            new = {(ep.workload, ep.port) for ep in after.get(key, ()) if ep.workload}
+            self.affected_pods.update(workload for workload, _ in old ^ new)
         self.clusters_changed = bool(self.changed) and any(
             _tag(key) == "cds" and not self._port_unaffected(key, value) for key, value in entries
         )

@@ -556,6 +556,19 @@ spec:  #! IST0106 Deployment default/details-v1
 """,
     ),
     Case(
+        "pod-status-unquoted-condition",
+        "a hand-written pod status whose Ready condition is a YAML boolean instead of the string",
+        """
+apiVersion: pilotfish.io/v1alpha1
+kind: PodStatus
+metadata: {name: details-v1-0, namespace: default}
+status:
+  conditions:
+  - type: Ready
+    status: true  #! IST0106 PodStatus default/details-v1-0
+""",
+    ),
+    Case(
         "yaml-syntax-error",
         "broken indentation: nothing of the file is used",
         """

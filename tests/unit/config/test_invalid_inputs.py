@@ -30,6 +30,12 @@ metadata:
 spec:
 """
 
+POD_STATUS_HEAD = """\
+apiVersion: pilotfish.io/v1alpha1
+kind: PodStatus
+metadata: {name: reviews-v1-x, namespace: default}
+"""
+
 # (id, manifest text, expected line, expected fragments of the one message)
 CASES = [
     ("yaml-syntax", "apiVersion: v1\nkind: Service\nmetadata: {name: x\n", 4, ["YAML syntax error"]),
@@ -144,6 +150,42 @@ CASES = [
         "    - destination: {host: reviews}\n",
         10,
         ["exactly one of exact, prefix, regex"],
+    ),
+    (
+        "pod-status-unquoted-condition",
+        POD_STATUS_HEAD + "status:\n  conditions:\n  - type: Ready\n    status: false\n",
+        7,
+        ["PodStatus default/reviews-v1-x", "status.conditions[0].status", 'must be the string "False"'],
+    ),
+    (
+        "pod-status-field-typo",
+        POD_STATUS_HEAD + "status:\n  conditons: []\n",
+        5,
+        ["PodStatus default/reviews-v1-x", "status.conditons", "unknown field 'conditons'"],
+    ),
+    (
+        "pod-status-bad-phase",
+        POD_STATUS_HEAD + "status:\n  phase: Ready\n",
+        5,
+        ["status.phase", "must be one of Pending, Running"],
+    ),
+    (
+        "pod-status-condition-value",
+        POD_STATUS_HEAD + "status:\n  conditions: [{type: Ready, status: Ok}]\n",
+        5,
+        ["status.conditions[0].status", "'True', 'False' or 'Unknown'"],
+    ),
+    (
+        "pod-status-without-status",
+        POD_STATUS_HEAD,
+        1,
+        ["PodStatus default/reviews-v1-x", "field 'status' is required"],
+    ),
+    (
+        "pod-status-duplicate",
+        POD_STATUS_HEAD + "status: {phase: Running}\n---\n" + POD_STATUS_HEAD + "status: {phase: Pending}\n",
+        6,
+        ["PodStatus default/reviews-v1-x", "defined twice"],
     ),
     (
         "duplicate-object",

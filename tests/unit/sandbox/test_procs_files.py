@@ -51,3 +51,25 @@ def test_rewrite_keeps_the_inode(tmp_path: Path) -> None:
     inode = path.stat().st_ino
     write_in_place(path, "short\n")
     assert path.read_text() == "short\n" and path.stat().st_ino == inode
+
+
+def test_a_restarted_process_is_ready_only_after_its_own_listening_line(tmp_path: Path) -> None:
+    """A process appends to its container's log; the previous run's listening line must not make
+    the new one ready (its endpoint would be reported before it accepts connections)."""
+    from pilotfish.sandbox.runtime import _has_ready_line
+
+    log = tmp_path / "app.log"
+    log.write_text("old run listening on 0:9080\nold run exited\n")
+    go = tmp_path / "go"
+    code = f"import os, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.01)\nprint('listening on')"
+    plan = ProcessPlan("app", "app", (sys.executable, "-c", code), "/", (("PATH", os.environ.get("PATH", "")),),
+                       None, str(log), ready_line=True)
+    running = procs.start(plan, None)
+    try:
+        assert running.log_offset == len("old run listening on 0:9080\nold run exited\n")
+        assert _has_ready_line(str(log)) and not _has_ready_line(str(log), running.log_offset)
+        go.touch()
+        running.popen.wait(10)
+        assert _has_ready_line(str(log), running.log_offset)
+    finally:
+        procs.stop([running], timeout=5)
