@@ -12,7 +12,9 @@ A proxy's convergence for a change is the time from the file write to its last A
 change pushed to it (so polling, debounce, parsing, building, generating and sending are all in
 it). Simulated clients record their ACK times themselves; the real Envoys' come from the server's
 `/debug/syncz`, read once after the fleet went quiet, which also checks that every stream is
-SYNCED at the final mesh version (otherwise the figure is reported as not converged).
+SYNCED at the final mesh version (otherwise the figure is reported as not converged). Per change
+it also counts the responses every simulated proxy received (`pushes_per_proxy`, split by type in
+the note): a well-scoped change costs each proxy one response of one type (EDS, resp. RDS).
 
 The server polls the directory every 10 ms and debounces 10 ms (its defaults are 100 ms each, which
 alone would exceed the 100 ms endpoint target); the settings are part of the figure's note.
@@ -25,6 +27,7 @@ import dataclasses
 import statistics
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +111,7 @@ async def _rounds(setup: Setup, server: Server, clients: list[FakeEnvoy], envoys
     samples: dict[str, list[float]] = {"endpoint": [], "virtualservice": []}
     envoy_samples: dict[str, list[float]] = {"endpoint": [], "virtualservice": []}
     cpu: dict[str, list[float]] = {"endpoint": [], "virtualservice": []}
+    pushes: dict[str, Counter[str]] = {"endpoint": Counter(), "virtualservice": Counter()}
     for round_ in range(setup.rounds):
         changes = {
             "endpoint": (EXTRA, extra_pod(round_) if round_ % 2 == 0 else ""),
@@ -122,6 +126,8 @@ async def _rounds(setup: Setup, server: Server, clients: list[FakeEnvoy], envoys
             entries = await server.synced(total, timeout=60)
             samples[kind] += [t - when for c in clients if (t := c.last_ack_after(when)) is not None]
             envoy_samples[kind] += envoy_convergence(entries, envoys, when)
+            for client in clients:
+                pushes[kind] += client.responses_after(when)
     for kind in samples:
         prefix = f"convergence.{kind}.{setup.clients}"
         note = (
@@ -132,7 +138,15 @@ async def _rounds(setup: Setup, server: Server, clients: list[FakeEnvoy], envoys
         if envoy_samples[kind]:
             figures.append(Figure(f"{prefix}.real_envoys_max", max(envoy_samples[kind]) * 1000, "ms"))
         figures.append(Figure(f"{prefix}.server_cpu_per_change", statistics.median(cpu[kind]) * 1000, "ms"))
+        figures.append(pushes_per_proxy(prefix, pushes[kind], len(clients) * setup.rounds))
     return figures
+
+
+def pushes_per_proxy(prefix: str, pushes: Counter[str], changes: int) -> Figure:
+    """Responses a simulated proxy got per change (the server's `pilot_xds_pushes`, per proxy and
+    change), by type in the note: a well-scoped change pushes one response of one type."""
+    by_type = ", ".join(f"{kind} {count / changes:.2g}" for kind, count in sorted(pushes.items()))
+    return Figure(f"{prefix}.pushes_per_proxy", sum(pushes.values()) / changes, "responses", note=by_type)
 
 
 def run(quick: bool, only: str = "") -> list[Figure]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +31,9 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
-CDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-EDS = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-LDS = "type.googleapis.com/envoy.config.listener.v3.Listener"
-RDS = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+from pilotfish.xds.resources import TypeUrl
+
+CDS, EDS, LDS, RDS = TypeUrl.CLUSTER, TypeUrl.ENDPOINT, TypeUrl.LISTENER, TypeUrl.ROUTE
 HCM = "type.googleapis.com/" + http_connection_manager_pb2.HttpConnectionManager.DESCRIPTOR.full_name
 STREAMS_PER_CHANNEL = 25
 
@@ -76,6 +76,10 @@ class FakeEnvoy:
     def last_ack_after(self, when: float) -> float | None:
         times = [t for _, t in self.acks if t >= when]
         return max(times) if times else None
+
+    def responses_after(self, when: float) -> Counter[str]:
+        """How many responses of each type (CDS, EDS, ...) this proxy got (and ACKed) since `when`."""
+        return Counter(TypeUrl(kind).short for kind, t in self.acks if t >= when)
 
     async def run(self, channel: grpc.aio.Channel, stop: asyncio.Event) -> None:
         stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
