@@ -33,6 +33,7 @@ from pilotfish.model.names import NodeId, ProxyType
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
 CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
@@ -153,9 +154,18 @@ def _discovery(manifests: Path, sock: Path, options: Sequence[str]) -> Iterator[
     try:
         yield proc.pid, _wait_listening(proc)
     finally:
+        stop([proc])
+
+
+def stop(procs: Sequence[subprocess.Popen[bytes]], timeout: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM all, wait for them together, SIGKILL whatever is left, and reap."""
+    running = [proc for proc in procs if proc.poll() is None]
+    for proc in running:
         proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in running:
         try:
-            proc.wait(10)
+            proc.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

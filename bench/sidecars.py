@@ -15,16 +15,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.server import ROOT
-
-STOP_TIMEOUT_S = 10.0
+from bench.server import ROOT, stop
 
 
 def available() -> str:
@@ -66,11 +63,4 @@ def sidecars(workloads: Sequence[Mapping[str, Any]], work: Path, xds_sock: Path)
                 )
         yield
     finally:
-        for agent in agents:
-            agent.send_signal(signal.SIGTERM)
-        for agent in agents:
-            try:
-                agent.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                agent.kill()
-                agent.wait()
+        stop(agents)
