@@ -1,9 +1,9 @@
 """Push convergence tier: a change to the manifests -> every proxy ACKed what it needs (p50/p90/p99).
 
-`pilotfish discovery` runs as its own process on a generated manifests directory (loopback only:
-ADS on a unix socket, debug HTTP on 127.0.0.1). A fleet of simulated Envoys (`bench.fleet`, half
-SotW, half delta) and a few real Envoy 1.40 sidecars started with the agent-shaped bootstrap of
-`bench.xds_convergence` (each in its own network namespace) connect to it. Then, in rounds:
+`pilotfish discovery` runs as its own process on a generated manifests directory (`bench.server`;
+loopback only: ADS on a unix socket, debug HTTP on 127.0.0.1). A fleet of simulated Envoys
+(`bench.fleet`, half SotW, half delta) and a few real Envoy 1.40 sidecars run by `pilotfish agent`
+(`bench.sidecars`, each in its own network namespace) connect to it. Then, in rounds:
 
 - endpoint change: one more pod behind svc-0 (every sidecar's EDS for svc-0 changes);
 - VirtualService change: the weights of svc-1's route move (every sidecar's RDS for port 8080).
@@ -12,7 +12,9 @@ A proxy's convergence for a change is the time from the file write to its last A
 change pushed to it (so polling, debounce, parsing, building, generating and sending are all in
 it). Simulated clients record their ACK times themselves; the real Envoys' come from the server's
 `/debug/syncz`, read once after the fleet went quiet, which also checks that every stream is
-SYNCED at the final mesh version (otherwise the figure is reported as not converged).
+SYNCED at the final mesh version (otherwise the figure is reported as not converged). Per change
+it also counts the responses every simulated proxy received (`pushes_per_proxy`, split by type in
+the note): a well-scoped change costs each proxy one response of one type (EDS, resp. RDS).
 
 The server polls the directory every 10 ms and debounces 10 ms (its defaults are 100 ms each, which
 alone would exceed the 100 ms endpoint target); the settings are part of the figure's note.
@@ -21,25 +23,24 @@ alone would exceed the 100 ms endpoint target); the settings are part of the fig
 from __future__ import annotations
 
 import asyncio
-import json
+import dataclasses
 import statistics
-import tempfile
+import sys
 import time
-from collections.abc import Sequence
+from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import aiohttp
-
-from bench import xds_convergence as harness
+from bench import sidecars
 from bench.figures import Figure, unavailable
 from bench.fleet import FakeEnvoy, fleet, quiet
-from bench.meshes import http_services
+from bench.meshes import extra_pod, http_services, weighted_route
+from bench.server import Server, node_id, serving, timestamp
 
 SERVER_SETTINGS = ("--poll", "10ms", "--debounce", "10ms")
 SETTINGS_NOTE = "server: --poll 10ms --debounce 10ms"
 TARGETS_MS = {("endpoint", 100): 100.0, ("virtualservice", 1000): 1000.0}
+ROUTES, EXTRA = "routes.yaml", "extra.yaml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,40 +54,6 @@ class Setup:
     rounds: int
 
 
-def node_ids(workloads: Sequence[dict[str, Any]]) -> list[str]:
-    return [
-        f"sidecar~{w['ip']}~{w['name']}.{w['namespace']}~{w['namespace']}.svc.cluster.local"
-        for w in workloads
-    ]
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (clock ticks of 1/100 s on Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100
-
-
-async def syncz(session: aiohttp.ClientSession, port: int) -> list[dict[str, Any]]:
-    async with session.get(f"http://127.0.0.1:{port}/debug/syncz") as response:
-        data: list[dict[str, Any]] = json.loads(await response.text())
-        return data
-
-
-async def synced(
-    session: aiohttp.ClientSession, port: int, count: int, timeout: float = 120.0
-) -> list[dict[str, Any]]:
-    """syncz once every 0.5 s until `count` streams are SYNCED at one mesh version."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        entries = await syncz(session, port)
-        versions = {e["mesh_version"] for e in entries}
-        statuses = [d["status"] for e in entries for d in e["types"].values()]
-        if len(entries) >= count and len(versions) == 1 and all(s == "SYNCED" for s in statuses):
-            return entries
-        await asyncio.sleep(0.5)
-    raise TimeoutError(f"{count} streams not synced after {timeout} s")
-
-
 def envoy_convergence(entries: list[dict[str, Any]], envoys: set[str], since: float) -> list[float]:
     """Per real Envoy: its last ACK of a type sent after `since`, in seconds after `since`."""
     result = []
@@ -94,9 +61,9 @@ def envoy_convergence(entries: list[dict[str, Any]], envoys: set[str], since: fl
         if entry["node_id"] not in envoys:
             continue
         acks = [
-            harness._ts(d["acked_at"])
+            timestamp(d["acked_at"])
             for d in entry["types"].values()
-            if harness._ts(d["sent_at"]) >= since - 0.001
+            if timestamp(d["sent_at"]) >= since - 0.001
         ]
         if acks:
             result.append(max(acks) - since)
@@ -117,65 +84,50 @@ def percentiles(prefix: str, samples_s: list[float], target: float | None, note:
 
 
 async def measure(setup: Setup) -> list[Figure]:
-    with tempfile.TemporaryDirectory(prefix="pf-bench-conv-") as tmp:
-        work = Path(tmp)
-        manifests = work / "manifests"
-        manifests.mkdir()
-        harness.write(manifests / "services.yaml", http_services(setup.services, replicas=setup.replicas))
-        routes, extra = manifests / "routes.yaml", manifests / "extra.yaml"
-        harness.write(routes, harness.virtual_service(1, 100))
-        sock = work / "xds.sock"
-        with harness.discovery(manifests, sock, None, SERVER_SETTINGS) as (server, port):
-            async with aiohttp.ClientSession() as session:
-                async with session.get(f"http://127.0.0.1:{port}/debug/registryz") as response:
-                    ids = node_ids(json.loads(await response.text())["workloads"])
-                envoy_ids = ids[: setup.envoys]
-                clients = [
-                    FakeEnvoy(ids[(setup.envoys + i) % len(ids)], delta=i % 2 == 1)
-                    for i in range(setup.clients)
-                ]
-                with harness.real_envoys(envoy_ids, work, sock):
-                    async with fleet(sock, clients):
-                        return await _rounds(
-                            setup, session, port, server.pid, clients, set(envoy_ids), routes, extra
-                        )
+    manifests = {"services.yaml": http_services(setup.services, replicas=setup.replicas)}
+    manifests[ROUTES] = weighted_route(1, 100)
+    async with serving("pf-bench-conv-", manifests, SERVER_SETTINGS) as server:
+        workloads = await server.workloads()
+        ids = [node_id(w) for w in workloads]
+        if setup.envoys and (reason := sidecars.available()):
+            print(f"# convergence: no real Envoys: {reason}", file=sys.stderr)
+            setup = dataclasses.replace(setup, envoys=0)
+        envoys = setup.envoys
+        clients = [FakeEnvoy(ids[(envoys + i) % len(ids)], delta=i % 2 == 1) for i in range(setup.clients)]
+        with sidecars.sidecars(workloads[:envoys], server.work, server.sock):
+            async with fleet(server.sock, clients):
+                return await _rounds(setup, server, clients, set(ids[:envoys]))
 
 
-async def _rounds(
-    setup: Setup,
-    session: aiohttp.ClientSession,
-    port: int,
-    pid: int,
-    clients: list[FakeEnvoy],
-    envoys: set[str],
-    routes: Path,
-    extra: Path,
-) -> list[Figure]:
+async def _rounds(setup: Setup, server: Server, clients: list[FakeEnvoy], envoys: set[str]) -> list[Figure]:
     total = setup.clients + setup.envoys
     started = time.time()
     await quiet(clients, started, settle=0.5, timeout=120)  # without polling syncz meanwhile
-    await synced(session, port, total)
+    await server.synced(total)
     figures = [Figure(f"convergence.{setup.clients}.initial_sync", time.time() - started, "s")]
-    idle_from, idle_cpu = time.monotonic(), cpu_seconds(pid)
+    idle_from, idle_cpu = time.monotonic(), server.cpu_seconds()
     await asyncio.sleep(1.0)
-    idle_rate = (cpu_seconds(pid) - idle_cpu) / (time.monotonic() - idle_from)  # polling the directory
+    idle_rate = (server.cpu_seconds() - idle_cpu) / (time.monotonic() - idle_from)  # polling the directory
     samples: dict[str, list[float]] = {"endpoint": [], "virtualservice": []}
     envoy_samples: dict[str, list[float]] = {"endpoint": [], "virtualservice": []}
     cpu: dict[str, list[float]] = {"endpoint": [], "virtualservice": []}
+    pushes: dict[str, Counter[str]] = {"endpoint": Counter(), "virtualservice": Counter()}
     for round_ in range(setup.rounds):
         changes = {
-            "endpoint": (extra, harness.extra_pod(round_) if round_ % 2 == 0 else ""),
-            "virtualservice": (routes, harness.virtual_service(1, 50 + round_)),
+            "endpoint": (EXTRA, extra_pod(round_) if round_ % 2 == 0 else ""),
+            "virtualservice": (ROUTES, weighted_route(1, 50 + round_)),
         }
-        for kind, (path, text) in changes.items():
-            before, began = cpu_seconds(pid), time.monotonic()
-            when = harness.write(path, text)
+        for kind, (name, text) in changes.items():
+            before, began = server.cpu_seconds(), time.monotonic()
+            when = server.write(name, text)
             await quiet(clients, when, settle=0.5)
             # before syncz (its JSON is not the push's cost), less the idle polling meanwhile
-            cpu[kind].append(cpu_seconds(pid) - before - idle_rate * (time.monotonic() - began))
-            entries = await synced(session, port, total, timeout=60)
+            cpu[kind].append(server.cpu_seconds() - before - idle_rate * (time.monotonic() - began))
+            entries = await server.synced(total, timeout=60)
             samples[kind] += [t - when for c in clients if (t := c.last_ack_after(when)) is not None]
             envoy_samples[kind] += envoy_convergence(entries, envoys, when)
+            for client in clients:
+                pushes[kind] += client.responses_after(when)
     for kind in samples:
         prefix = f"convergence.{kind}.{setup.clients}"
         note = (
@@ -186,7 +138,15 @@ async def _rounds(
         if envoy_samples[kind]:
             figures.append(Figure(f"{prefix}.real_envoys_max", max(envoy_samples[kind]) * 1000, "ms"))
         figures.append(Figure(f"{prefix}.server_cpu_per_change", statistics.median(cpu[kind]) * 1000, "ms"))
+        figures.append(pushes_per_proxy(prefix, pushes[kind], len(clients) * setup.rounds))
     return figures
+
+
+def pushes_per_proxy(prefix: str, pushes: Counter[str], changes: int) -> Figure:
+    """Responses a simulated proxy got per change (the server's `pilot_xds_pushes`, per proxy and
+    change), by type in the note: a well-scoped change pushes one response of one type."""
+    by_type = ", ".join(f"{kind} {count / changes:.2g}" for kind, count in sorted(pushes.items()))
+    return Figure(f"{prefix}.pushes_per_proxy", sum(pushes.values()) / changes, "responses", note=by_type)
 
 
 def run(quick: bool, only: str = "") -> list[Figure]:

@@ -17,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from envoy.config.cluster.v3 import cluster_pb2
@@ -27,11 +29,11 @@ from envoy.config.listener.v3 import listener_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 
-CDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-EDS = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-LDS = "type.googleapis.com/envoy.config.listener.v3.Listener"
-RDS = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+from pilotfish.xds.resources import TypeUrl
+
+CDS, EDS, LDS, RDS = TypeUrl.CLUSTER, TypeUrl.ENDPOINT, TypeUrl.LISTENER, TypeUrl.ROUTE
 HCM = "type.googleapis.com/" + http_connection_manager_pb2.HttpConnectionManager.DESCRIPTOR.full_name
 STREAMS_PER_CHANNEL = 25
 
@@ -75,84 +77,75 @@ class FakeEnvoy:
         times = [t for _, t in self.acks if t >= when]
         return max(times) if times else None
 
+    def responses_after(self, when: float) -> Counter[str]:
+        """How many responses of each type (CDS, EDS, ...) this proxy got (and ACKed) since `when`."""
+        return Counter(TypeUrl(kind).short for kind, t in self.acks if t >= when)
+
     async def run(self, channel: grpc.aio.Channel, stop: asyncio.Event) -> None:
         stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
         try:
-            if self.delta:
-                await self._delta(stub.DeltaAggregatedResources(), stop)
-            else:
-                await self._sotw(stub.StreamAggregatedResources(), stop)
+            call = stub.DeltaAggregatedResources() if self.delta else stub.StreamAggregatedResources()
+            await self._stream(call, stop)
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
             return
 
-    async def _sotw(self, call: grpc.aio.StreamStreamCall, stop: asyncio.Event) -> None:
-        first = discovery_pb2.DiscoveryRequest(type_url=CDS)
+    async def _stream(self, call: grpc.aio.StreamStreamCall, stop: asyncio.Event) -> None:
+        """Subscribe to CDS and LDS, then ACK every response and follow up on the names it brings."""
+        first = self._request(CDS)
         first.node.id = self.node_id
         await call.write(first)
-        await call.write(discovery_pb2.DiscoveryRequest(type_url=LDS))
+        await call.write(self._request(LDS))
         try:
             while not stop.is_set():
                 response = await call.read()
                 if response is grpc.aio.EOF:
                     return
-                kind = response.type_url
-                follow = self._follow_up(kind, response.resources, merge=False)
-                await call.write(
-                    discovery_pb2.DiscoveryRequest(
-                        type_url=kind,
-                        version_info=response.version_info,
-                        response_nonce=response.nonce,
-                        resource_names=self.names.get(kind, []),
-                    )
-                )
-                self.acks.append((kind, time.time()))
+                follow = self._follow_up(response.type_url, self._resources(response))
+                await call.write(self._ack(response))
+                self.acks.append((response.type_url, time.time()))
                 if follow is not None:
-                    child, _ = follow
-                    await call.write(
-                        discovery_pb2.DiscoveryRequest(type_url=child, resource_names=self.names[child])
-                    )
+                    await call.write(self._request(*follow))
         finally:
             call.cancel()
 
-    async def _delta(self, call: grpc.aio.StreamStreamCall, stop: asyncio.Event) -> None:
-        first = discovery_pb2.DeltaDiscoveryRequest(type_url=CDS)
-        first.node.id = self.node_id
-        await call.write(first)
-        await call.write(discovery_pb2.DeltaDiscoveryRequest(type_url=LDS))
-        try:
-            while not stop.is_set():
-                response = await call.read()
-                if response is grpc.aio.EOF:
-                    return
-                kind = response.type_url
-                follow = self._follow_up(kind, [r.resource for r in response.resources], merge=True)
-                await call.write(
-                    discovery_pb2.DeltaDiscoveryRequest(type_url=kind, response_nonce=response.nonce)
-                )
-                self.acks.append((kind, time.time()))
-                if follow is not None:
-                    child, added = follow
-                    await call.write(
-                        discovery_pb2.DeltaDiscoveryRequest(type_url=child, resource_names_subscribe=added)
-                    )
-        finally:
-            call.cancel()
+    def _request(self, kind: str, names: Sequence[str] = ()) -> Message:
+        """A subscription: SotW names every resource it wants, delta only the newly wanted ones."""
+        if self.delta:
+            return discovery_pb2.DeltaDiscoveryRequest(type_url=kind, resource_names_subscribe=names)
+        return discovery_pb2.DiscoveryRequest(type_url=kind, resource_names=names)
 
-    def _follow_up(
-        self, kind: str, resources: Iterable[any_pb2.Any], merge: bool
-    ) -> tuple[str, list[str]] | None:
-        """After CDS/LDS: the child type (EDS/RDS) and the names new to it, when its names changed.
-        Delta responses carry only changed resources, so delta clients `merge` (never unsubscribe)."""
+    def _ack(self, response: Any) -> Message:
+        """SotW ACKs with version, nonce and the full names; delta by nonce alone."""
+        if isinstance(response, discovery_pb2.DeltaDiscoveryResponse):
+            kind, nonce = response.type_url, response.nonce
+            return discovery_pb2.DeltaDiscoveryRequest(type_url=kind, response_nonce=nonce)
+        return discovery_pb2.DiscoveryRequest(
+            type_url=response.type_url,
+            version_info=response.version_info,
+            response_nonce=response.nonce,
+            resource_names=self.names.get(response.type_url, []),
+        )
+
+    @staticmethod
+    def _resources(response: Any) -> list[any_pb2.Any]:
+        if isinstance(response, discovery_pb2.DeltaDiscoveryResponse):
+            return [r.resource for r in response.resources]
+        return list(response.resources)
+
+    def _follow_up(self, kind: str, resources: Iterable[any_pb2.Any]) -> tuple[str, list[str]] | None:
+        """After CDS/LDS: the child type (EDS/RDS) and the names to request, when its names changed
+        (SotW: all of them; delta: the new ones). Delta responses carry only changed resources, so
+        delta clients add names and never unsubscribe."""
         if kind not in (CDS, LDS):
             return None
         child = EDS if kind == CDS else RDS
         found = eds_names(resources) if kind == CDS else rds_names(resources)
         old = self.names[child]
-        wanted = sorted(set(old) | set(found)) if merge else found
+        wanted = sorted(set(old) | set(found)) if self.delta else found
         if wanted == old:
             return None
         self.names[child] = wanted
-        return child, sorted(set(wanted) - set(old))
+        return child, sorted(set(wanted) - set(old)) if self.delta else wanted
 
 
 @contextlib.asynccontextmanager

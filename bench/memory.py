@@ -6,27 +6,21 @@
   `tracemalloc` over many pods of different Deployments (their shared clusters, endpoints and
   routes are counted once; only what is the proxy's own remains).
 - with the discovery server: its RSS with 0, 100 and 1,000 connected simulated proxies and the slope
-  per connected proxy (target <= 200 KB), from `bench.convergence`'s fleet.
+  per connected proxy (target <= 200 KB), with the simulated proxies of `bench.fleet`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import json
-import tempfile
 import time
 import tracemalloc
-from pathlib import Path
-
-import aiohttp
 
 from bench import meshes
-from bench import xds_convergence as harness
-from bench.convergence import node_ids, synced
 from bench.figures import Figure
 from bench.fleet import FakeEnvoy, fleet, quiet
 from bench.generation import ready
+from bench.server import Server, serving
 from pilotfish.pipeline import generate, proxy_for_workload
 
 PER_PROXY_TARGET_KB = 200.0
@@ -57,23 +51,16 @@ def generation_figures(services: int, proxies: int) -> list[Figure]:
 async def server_figures(services: int, replicas: int, steps: tuple[int, int]) -> list[Figure]:
     """RSS of `pilotfish discovery` idle, then with `steps[0]` and `steps[1]` simulated proxies
     (distinct pods, half SotW, half delta) connected and synced."""
-    with tempfile.TemporaryDirectory(prefix="pf-bench-mem-") as tmp:
-        work = Path(tmp)
-        manifests = work / "manifests"
-        manifests.mkdir()
-        harness.write(manifests / "services.yaml", meshes.http_services(services, replicas=replicas))
-        sock = work / "xds.sock"
-        with harness.discovery(manifests, sock, None) as (server, port):
-            async with aiohttp.ClientSession() as session:
-                async with session.get(f"http://127.0.0.1:{port}/debug/registryz") as response:
-                    ids = node_ids(json.loads(await response.text())["workloads"])
-                await asyncio.sleep(1.0)
-                rss = {0: harness.rss_mb(server.pid)}
-                clients = [FakeEnvoy(ids[i % len(ids)], delta=i % 2 == 1) for i in range(steps[1])]
-                async with fleet(sock, clients[: steps[0]]):
-                    rss[steps[0]] = await _settled_rss(session, port, server.pid, clients[: steps[0]])
-                    async with fleet(sock, clients[steps[0] :]):
-                        rss[steps[1]] = await _settled_rss(session, port, server.pid, clients)
+    manifests = {"services.yaml": meshes.http_services(services, replicas=replicas)}
+    async with serving("pf-bench-mem-", manifests) as server:
+        ids = await server.node_ids()
+        await asyncio.sleep(1.0)
+        rss = {0: server.rss_mb()}
+        clients = [FakeEnvoy(ids[i % len(ids)], delta=i % 2 == 1) for i in range(steps[1])]
+        async with fleet(server.sock, clients[: steps[0]]):
+            rss[steps[0]] = await _settled_rss(server, clients[: steps[0]])
+            async with fleet(server.sock, clients[steps[0] :]):
+                rss[steps[1]] = await _settled_rss(server, clients)
     name = f"memory.server.{services}x{replicas}"
     slope = (rss[steps[1]] - rss[0]) * 1024 / steps[1]
     return [
@@ -87,14 +74,12 @@ async def server_figures(services: int, replicas: int, steps: tuple[int, int]) -
     ]
 
 
-async def _settled_rss(
-    session: aiohttp.ClientSession, port: int, pid: int, clients: list[FakeEnvoy]
-) -> float:
+async def _settled_rss(server: Server, clients: list[FakeEnvoy]) -> float:
     started = time.time()
     await quiet(clients, started - 60, settle=0.5, timeout=120)
-    await synced(session, port, len(clients))
+    await server.synced(len(clients))
     await asyncio.sleep(1.0)
-    return harness.rss_mb(pid)
+    return server.rss_mb()
 
 
 def run(quick: bool, only: str = "") -> list[Figure]:

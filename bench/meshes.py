@@ -59,6 +59,48 @@ spec:
     return "---\n".join(docs)
 
 
+def weighted_route(service: int, weight: int) -> str:
+    """A DestinationRule with subsets v1/v2 and a VirtualService sending `weight`% of svc-<service>
+    to v1: moving the weight changes every sidecar's route for port 8080 (an RDS change)."""
+    host = f"svc-{service}"
+    return f"""apiVersion: networking.istio.io/v1alpha3
+kind: DestinationRule
+metadata: {{name: {host}, namespace: default}}
+spec:
+  host: {host}
+  subsets:
+  - name: v1
+    labels: {{version: v1}}
+  - name: v2
+    labels: {{version: v2}}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {{name: {host}, namespace: default}}
+spec:
+  hosts: [{host}]
+  http:
+  - route:
+    - destination: {{host: {host}, subset: v1}}
+      weight: {weight}
+    - destination: {{host: {host}, subset: v2}}
+      weight: {100 - weight}
+"""
+
+
+def extra_pod(round_: int) -> str:
+    """One more pod behind svc-0: only svc-0's endpoints change for the other proxies (an EDS change)."""
+    return f"""apiVersion: v1
+kind: Pod
+metadata:
+  name: svc-0-extra-{round_}
+  namespace: default
+  labels: {{app: svc-0, version: v1}}
+spec:
+  containers: [{{name: app, ports: [{{containerPort: 8080}}]}}]
+"""
+
+
 def _vip(prefix: str, i: int) -> str:
     """Istio's `240.240.{i/255}.{i%255}` addressing."""
     return f"{prefix}.{i // 255}.{i % 255}"

@@ -1,129 +1,87 @@
 """Run real Envoy 1.40 processes against an xDS server, for integration tests.
 
-A stand-in for `pilotfish agent` until it lands: a minimal ADS bootstrap (envoy-runtime-notes §1),
-`--disable-hot-restart` so many Envoys can run at once, admin on 127.0.0.1 port 0 with the chosen
-address written to a file. Every process is stopped by its pid when the fixture ends, even on failure.
+Each Envoy starts the way `pilotfish agent` starts it - the agent's bootstrap (`build_bootstrap` of
+`AgentOptions`) and command line (`envoy_argv`) - without the agent's supervision, so a test can run
+many cheaply: one worker, no stats or readiness listener (many Envoys share the test's network
+namespace), admin on a unix socket in the test's directory. Every process is stopped by its pid when
+the fixture ends, even on failure (and dies with the test process: setpriv's death signal).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
 import subprocess
-import sysconfig
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
-ENVOY_BIN = Path(sysconfig.get_paths()["purelib"]) / "envoy" / "_bin" / "envoy"
+from pilotfish.agent.admin import AdminClient
+from pilotfish.agent.bootstrap import bootstrap_json
+from pilotfish.agent.envoy import RunOptions, envoy_argv, locate_envoy, privilege_prefix, write_bootstrap
+from pilotfish.agent.options import AgentOptions, UnixAddress, XdsFlavour, parse_address
+from pilotfish.model.names import NodeId, ProxyType
+
+RUN = RunOptions(concurrency=1, log_level="warning", drain_duration=0)
+ADMIN_TIMEOUT_S = 5.0
 
 
-def node_id(pod: str, namespace: str = "default", kind: str = "router", ip: str = "127.0.0.1") -> str:
-    return f"{kind}~{ip}~{pod}.{namespace}~{namespace}.svc.cluster.local"
+def node_id(pod: str, namespace: str = "default", kind: str = "router", ip: str = "127.0.0.1") -> NodeId:
+    return NodeId.for_pod(ProxyType(kind), ip, pod, namespace)
 
 
-def bootstrap(node: str, xds: str, delta: bool, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`xds` is `host:port` or `unix:/path`."""
-    if xds.startswith("unix:"):
-        address: dict[str, Any] = {"pipe": {"path": xds.removeprefix("unix:")}}
-    else:
-        host, _, port = xds.rpartition(":")
-        address = {"socket_address": {"address": host, "port_value": int(port)}}
-    return {
-        "node": {"id": node, "cluster": "test", "metadata": metadata or {}},
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-        "dynamic_resources": {
-            "ads_config": {
-                "api_type": "DELTA_GRPC" if delta else "GRPC",
-                "transport_api_version": "V3",
-                "grpc_services": [{"envoy_grpc": {"cluster_name": "xds-grpc"}}],
-                "set_node_on_first_message_only": True,
-            },
-            "cds_config": {"ads": {}, "resource_api_version": "V3"},
-            "lds_config": {"ads": {}, "resource_api_version": "V3"},
-        },
-        "static_resources": {
-            "clusters": [
-                {
-                    "name": "xds-grpc",
-                    "type": "STATIC",
-                    "connect_timeout": "1s",
-                    "typed_extension_protocol_options": {
-                        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                            "explicit_http_config": {"http2_protocol_options": {}},
-                        }
-                    },
-                    "load_assignment": {
-                        "cluster_name": "xds-grpc",
-                        "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
-                    },
-                }
-            ]
-        },
-    }
+def agent_options(node: NodeId, xds: str, delta: bool, admin: Path) -> AgentOptions:
+    """What `pilotfish agent` would be told for this proxy; `xds` is `host:port` or `unix:/path`."""
+    return AgentOptions(
+        proxy_type=node.proxy_type,
+        pod_name=node.pod_name,
+        namespace=node.namespace,
+        ip=node.ip,
+        discovery=parse_address(xds, "--discovery"),
+        admin=UnixAddress(str(admin)),
+        xds=XdsFlavour.DELTA if delta else XdsFlavour.SOTW,
+        stats_port=0,
+        ready_port=0,
+    )
 
 
 class Envoy:
-    def __init__(self, workdir: Path, node: str, xds: str, delta: bool = False) -> None:
-        self.workdir = workdir
-        self.node = node
-        self.xds = xds
-        self.delta = delta
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.admin = ""
+    def __init__(self, workdir: Path, node: NodeId, xds: str, delta: bool = False) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
+        self.options = agent_options(node, xds, delta, workdir / "admin.sock")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.admin = f"unix:{workdir / 'admin.sock'}"
+        """The admin address as `proxy-status --admin` takes it."""
         self.config_path = workdir / "bootstrap.json"
-        self.admin_path = workdir / "admin-address"
         self.log_path = workdir / "envoy.log"
 
     def start(self) -> Envoy:
-        self.config_path.write_text(json.dumps(bootstrap(self.node, self.xds, self.delta)))
-        with contextlib.suppress(FileNotFoundError):
-            self.admin_path.unlink()
-        log = self.log_path.open("ab")
-        try:
-            self.proc = subprocess.Popen(
-                [
-                    str(ENVOY_BIN),
-                    "-c",
-                    str(self.config_path),
-                    "--disable-hot-restart",
-                    "--concurrency",
-                    "1",
-                    "--admin-address-path",
-                    str(self.admin_path),
-                    "--log-level",
-                    "warning",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        finally:
-            log.close()
+        write_bootstrap(self.config_path, bootstrap_json(self.options))
+        argv = envoy_argv(privilege_prefix(RUN), locate_envoy(None), self.config_path, RUN)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         return self
 
     async def wait_admin(self, timeout: float = 10.0) -> str:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None and self.proc.poll() is None, f"envoy exited: {self.log_tail()}"
-            if self.admin_path.exists() and (text := self.admin_path.read_text().strip()):
-                self.admin = f"http://{text}"
-                return self.admin
-            await asyncio.sleep(0.01)
+        async with AdminClient(self.options.admin) as admin:
+            while time.monotonic() < deadline:
+                assert self.proc is not None and self.proc.poll() is None, f"envoy exited: {self.log_tail()}"
+                if await admin.ready_state() is not None:
+                    return self.admin
+                await asyncio.sleep(0.01)
         raise AssertionError(f"envoy admin not up after {timeout}s: {self.log_tail()}")
 
     async def get(self, path: str) -> tuple[int, str]:
-        async with aiohttp.ClientSession() as session, session.get(self.admin + path) as response:
-            return response.status, await response.text()
+        async with AdminClient(self.options.admin, timeout=ADMIN_TIMEOUT_S) as admin:
+            answer = await admin.request("GET", path)
+        assert answer is not None, f"envoy admin {self.admin} did not answer GET {path}"
+        return answer
 
     async def json(self, path: str) -> Any:
         status, text = await self.get(path)
@@ -156,7 +114,7 @@ def envoys(tmp_path: Path) -> Iterator[Callable[..., Envoy]]:
     """Factory of started Envoys; all are stopped (by pid) at the end of the test, pass or fail."""
     started: list[Envoy] = []
 
-    def start(node: str, xds: str, delta: bool = False) -> Envoy:
+    def start(node: NodeId, xds: str, delta: bool = False) -> Envoy:
         envoy = Envoy(tmp_path / f"envoy-{len(started)}-{os.getpid()}", node, xds, delta).start()
         started.append(envoy)
         return envoy

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+import pilotfish
 from pilotfish.cli.main import cli
 from pilotfish.server.discovery import DiscoveryServer
 from tests.discovery_helper import Traffic, backends, discovery, free_port, get_once, http_json, http_text
@@ -121,7 +122,7 @@ async def test_sync_changes_without_failures(
                 "SYNCED",
                 "SYNCED",
                 "pilotfish-test",
-                "1.40.0*",
+                pilotfish.__version__,  # the agent's bootstrap sets ISTIO_VERSION (else: Envoy's, starred)
             ]
             code, diff = await proxy_status(server, "gw-1.istio-system", "--admin", envoy.admin)
             assert code == 0, diff
