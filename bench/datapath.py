@@ -1,4 +1,5 @@
-"""Data-path tier: requests/s and p50/p99 latency of Bookinfo's productpage on the local mesh.
+"""Data-path tier: start-up time of the local mesh, then requests/s and p50/p99 latency of Bookinfo's
+productpage on it.
 
 `pilotfish up samples/bookinfo` runs under a prefix of its own (pods as network namespaces, sidecars,
 the ingress gateway on a free 127.0.0.1 port); `wrk` (Debian's) then measures, for the same time and
@@ -45,10 +46,13 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def local_mesh(prefix: str, port: int) -> Iterator[subprocess.Popen[str]]:
-    """`pilotfish up` under `prefix`, until the block ends; always torn down (`pilotfish down`)."""
+def local_mesh(prefix: str, port: int, times: dict[str, float]) -> Iterator[subprocess.Popen[str]]:
+    """`pilotfish up` under `prefix`, until the block ends; always torn down (`pilotfish down`).
+    `times` receives seconds from the start to "all pods ready" (`ready`) and the teardown (`down`)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     command = [sys.executable, "-m", "pilotfish"]
+    began = time.monotonic()
+    times["began"] = began
     up = subprocess.Popen(
         [*command, "up", str(BOOKINFO), "--prefix", prefix, "--ingress-port", str(port)],
         stdout=subprocess.PIPE,
@@ -61,6 +65,7 @@ def local_mesh(prefix: str, port: int) -> Iterator[subprocess.Popen[str]]:
         assert up.stdout is not None
         for line in up.stdout:
             if re.match(r"all \d+ pods ready", line.strip()):
+                times["ready"] = time.monotonic() - began
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError("the local mesh did not become ready in 120 s")
@@ -68,12 +73,14 @@ def local_mesh(prefix: str, port: int) -> Iterator[subprocess.Popen[str]]:
             raise RuntimeError(f"pilotfish up exited ({up.wait()})")
         yield up
     finally:
+        stopping = time.monotonic()
         up.send_signal(signal.SIGTERM)
         try:
             up.wait(30)
         except subprocess.TimeoutExpired:
             up.kill()
             up.wait()
+        times["down"] = time.monotonic() - stopping
         subprocess.run([*command, "down", "--prefix", prefix], env=env, capture_output=True, check=False)
 
 
@@ -109,17 +116,29 @@ def measure(seconds: int) -> list[Figure]:
     from pilotfish.sandbox.state import read_state
 
     prefix, port = f"pfb{os.getpid() % 100000}-", _free_port()
-    with local_mesh(prefix, port):
+    times: dict[str, float] = {}
+    with local_mesh(prefix, port, times):
         state = read_state(prefix)
         assert state is not None, "the local mesh wrote no state"
         productpage = next(p for p in state.pods if p.name.startswith("productpage"))
         gateway_url = f"http://127.0.0.1:{port}/productpage"
         _until_ok(gateway_url)
+        times["first_200"] = time.monotonic() - times["began"]
         paths = {
             "gateway": wrk(gateway_url, seconds),
             "direct": wrk(f"http://{productpage.ip}:9080/productpage", seconds, netns=state.node),
         }
-    figures = []
+    figures = [
+        Figure(
+            "datapath.startup.all_pods_ready",
+            times["ready"],
+            "s",
+            target=15.0,
+            note="pilotfish up samples/bookinfo, from nothing (issue 5 target: < 15 s)",
+        ),
+        Figure("datapath.startup.first_200", times["first_200"], "s"),
+        Figure("datapath.down", times["down"], "s", note="SIGTERM to everything removed"),
+    ]
     note = f"wrk -t1 -c{CONNECTIONS} -d{seconds}s, Bookinfo productpage"
     for path, (rps, p50, p99) in paths.items():
         figures += [
