@@ -7,7 +7,7 @@ once per mesh snapshot and shared by every proxy that has the cluster.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pilotfish.config import istio
 from pilotfish.config.objects import ConfigObject
@@ -72,7 +72,9 @@ def _shared_cla(
 
 def _select(endpoints: tuple[Endpoint, ...], labels: Mapping[str, str] | None) -> list[Endpoint]:
     """Ready endpoints whose labels include the subset's labels (1.3 sends only ready addresses)."""
-    return [e for e in endpoints if e.ready and (labels is None or labels_match(labels, e.labels))]
+    if labels is None:
+        return [e for e in endpoints if e.ready]
+    return [e for e in endpoints if e.ready and labels_match(labels, e.labels)]
 
 
 def load_assignment(cluster_name: str, endpoints: list[Endpoint]) -> endpoint_pb2.ClusterLoadAssignment:
@@ -87,6 +89,9 @@ _GROUP = endpoint_components_pb2.LocalityLbEndpoints
 def load_assignment_bytes(cluster_name: str, endpoints: list[Endpoint]) -> bytes:
     """`load_assignment`'s canonical encoding, built as bytes (`xds.wire`): a big mesh has a load
     assignment per service port and subset, and building each as a message costs ten times more."""
+    if len(endpoints) == 1 and endpoints[0].workload:  # the usual one-pod service: one template
+        ep = endpoints[0]
+        return _ONE_POD.render(cluster_name, ep.address, ep.port, f"kubernetes://{ep.workload}", ep.weight)
     name = wire.field(_CLA.CLUSTER_NAME_FIELD_NUMBER, cluster_name.encode())
     if not endpoints:
         return name
@@ -122,6 +127,20 @@ _POD_ENDPOINT = wire.Template(
 _PLAIN_ENDPOINT = wire.Template(lb_endpoint_message(wire.hole(0), wire.int_hole(1), None, wire.int_hole(2)))
 _GROUP_WEIGHT = wire.Template(_GROUP(load_balancing_weight=u32(wire.int_hole(0))))
 """Encodings of an endpoint (and of a group's weight, which follows its endpoints) with holes."""
+_ONE_POD = wire.Template(
+    _CLA(
+        cluster_name=wire.hole(0),
+        endpoints=[
+            _GROUP(
+                lb_endpoints=[
+                    lb_endpoint_message(wire.hole(1), wire.int_hole(2), wire.hole(3), wire.int_hole(4))
+                ],
+                load_balancing_weight=u32(wire.int_hole(4)),
+            )
+        ],
+    )
+)
+"""A load assignment of one pod: name, then the pod's address, port, uid and weight."""
 
 
 def static_load_assignment(cluster_name: str, address: str, port: int) -> endpoint_pb2.ClusterLoadAssignment:
@@ -144,9 +163,9 @@ def dns_load_assignment(
 # --- inbound ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class InboundTarget:
-    """A service port this pod serves, and the pod port it arrives on."""
+class InboundTarget(NamedTuple):
+    """A service port this pod serves, and the pod port it arrives on (a tuple: the index holds
+    one per endpoint of the mesh)."""
 
     service: Service
     port: ServicePort

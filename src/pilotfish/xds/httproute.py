@@ -382,6 +382,8 @@ def _hash_policy(ctx: RouteContext, action: route_components_pb2.RouteAction, ho
 
 def _consistent_hash_for(ctx: RouteContext, host: str, subset: str) -> istio.ConsistentHash | None:
     """The consistent hash the DestinationRule of `host` asks for (for `subset`), if any."""
+    if not ctx.mesh.destination_rules:
+        return None
     service = ctx.mesh.service(host)
     if service is None:
         return None

@@ -23,6 +23,8 @@ from typing import Any, Protocol
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
+from pilotfish.xds import wire
+
 
 class TypeUrl(enum.StrEnum):
     CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
@@ -67,7 +69,7 @@ class Resource:
         self._message: Message | None = message
         self._type: type[Message] = type(message)
         self._value: bytes | None = None
-        self._any: any_pb2.Any | None = None
+        self._any: bytes | None = None
         self._version: str | None = None
 
     @classmethod
@@ -98,11 +100,17 @@ class Resource:
         return self._value
 
     @property
-    def any(self) -> any_pb2.Any:
-        """The message packed as `google.protobuf.Any` (serialized deterministically, once)."""
+    def any_bytes(self) -> bytes:
+        """The message packed as `google.protobuf.Any`, encoded (once): what responses carry."""
         if self._any is None:
-            self._any = any_pb2.Any(type_url=_type_url(self._type), value=self.value)
+            value = self.value
+            self._any = _any_head(self._type) + wire.varint(len(value)) + value
         return self._any
+
+    @property
+    def any(self) -> any_pb2.Any:
+        """The message packed as `google.protobuf.Any`."""
+        return any_pb2.Any.FromString(self.any_bytes)
 
     @property
     def version(self) -> str:
@@ -119,15 +127,17 @@ class Resource:
         return f"Resource({self.name!r}, {self._type.DESCRIPTOR.name})"
 
 
-_TYPE_URLS: dict[type, str] = {}
-"""Message class -> its `Any` type URL (a memo: the descriptor lookup costs more than the packing)."""
+_ANY_HEADS: dict[type, bytes] = {}
+"""Message class -> the start of its `Any` encoding: the type URL field and the value's key (a memo:
+the descriptor lookup costs more than the packing)."""
 
 
-def _type_url(message_type: type[Message]) -> str:
-    url = _TYPE_URLS.get(message_type)
-    if url is None:
-        url = _TYPE_URLS[message_type] = "type.googleapis.com/" + message_type.DESCRIPTOR.full_name
-    return url
+def _any_head(message_type: type[Message]) -> bytes:
+    head = _ANY_HEADS.get(message_type)
+    if head is None:
+        url = "type.googleapis.com/" + message_type.DESCRIPTOR.full_name
+        head = _ANY_HEADS[message_type] = wire.field(1, url.encode()) + wire.key(2)
+    return head
 
 
 class Versioned(Protocol):
@@ -231,7 +241,7 @@ class ResourceSet:
             return
         self.content_version()
         for resource in self.own if self.base is not None else self.by_name.values():
-            resource.any  # noqa: B018  (serializes once, cached on the resource)
+            resource.any_bytes  # noqa: B018  (serializes once, cached on the resource)
         self._derived["prepared"] = True
 
     def subset(self, names: Iterable[str]) -> list[Resource]:

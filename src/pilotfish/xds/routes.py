@@ -9,9 +9,8 @@ REGISTRY_ONLY).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import lru_cache, partial
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 from pilotfish.config.meshconfig import Profile
 from pilotfish.config.objects import ConfigObject
@@ -35,11 +34,10 @@ from pilotfish.xds.resources import Resource
 VirtualHost: TypeAlias = route_components_pb2.VirtualHost
 
 
-@dataclass(frozen=True, slots=True)
-class _VHost:
-    """A virtual host before it is added to its RouteConfiguration: VirtualService routes (shared,
-    copied in), or none and the service's default route, built in place (most of a sidecar's
-    virtual hosts, so they are not built twice)."""
+class _VHost(NamedTuple):
+    """A virtual host before it is encoded into its RouteConfiguration: VirtualService routes
+    (shared, encoded once), or none and the service's default route (most of a sidecar's virtual
+    hosts; a tuple: a thousand are made per route configuration)."""
 
     name: str
     domains: list[str]
@@ -84,7 +82,7 @@ def route_config_bytes(mesh: Mesh, proxy: Proxy, listener: OutboundListener) -> 
         hostname = vhost.default_for
         if hostname and has_plain_default_route(ctx, hostname):
             cluster, operation = names.outbound_cluster_name(port, hostname), f"{hostname}:{port}/*"
-            encoded = _DEFAULT_VHOSTS[modern].render(vhost.name, vhost.domains, cluster, operation)
+            parts.append(_DEFAULT_VHOSTS[modern].render(vhost.name, vhost.domains, cluster, operation))
         else:
             if hostname:
                 routes = _encoded_routes([default_route(ctx, hostname, port)])
@@ -93,7 +91,7 @@ def route_config_bytes(mesh: Mesh, proxy: Proxy, listener: OutboundListener) -> 
                 if not routes:
                     routes = encoded_routes[id(vhost.routes)] = _encoded_routes(vhost.routes)
             encoded = _VHOST_HEAD.render(vhost.name, vhost.domains) + routes
-        parts.append(wire.field(_CONFIG.VIRTUAL_HOSTS_FIELD_NUMBER, encoded))
+            parts.append(wire.field(_CONFIG.VIRTUAL_HOSTS_FIELD_NUMBER, encoded))
     if not sniffed:
         catch_all = _catch_all(mesh, proxy).SerializeToString(deterministic=True)
         parts.append(wire.field(_CONFIG.VIRTUAL_HOSTS_FIELD_NUMBER, catch_all))
@@ -126,27 +124,33 @@ _VHOST_HEAD = wire.Template(_VHOST(name=wire.hole(0), domains=[wire.hole(1)]))
 """A virtual host's name and domains: its routes (field 3, the last it has) follow."""
 _DEFAULT_VHOSTS = {
     modern: wire.Template(
-        _VHOST(
-            name=wire.hole(0),
-            domains=[wire.hole(1)],
-            routes=[plain_default_route(modern, wire.hole(2), wire.hole(3))],
+        _CONFIG(
+            virtual_hosts=[
+                _VHOST(
+                    name=wire.hole(0),
+                    domains=[wire.hole(1)],
+                    routes=[plain_default_route(modern, wire.hole(2), wire.hole(3))],
+                )
+            ]
         )
     )
     for modern in (False, True)
 }
 """Most virtual hosts of a sidecar: a service's name and domains, and its plain default route
-(cluster, decorator)."""
+(cluster, decorator); as the `virtual_hosts` field element of a route configuration (a message
+with one element of a repeated field encodes as that element)."""
 
 
 def _virtual_hosts(ctx: RouteContext, listener: OutboundListener) -> list[_VHost]:
     port = listener.port
     services = list(_http_services(ctx.mesh, listener))
-    index = _HostIndex(services)
     covered: set[str] = set()
     vhosts: dict[str, _VHost] = {}
     egress = listener.egress
     virtual_services = egress.virtual_services if egress is not None else ()
+    index = _HostIndex(services) if virtual_services else None
     for vs in sorted(virtual_services, key=lambda v: v.order):
+        assert index is not None
         matched, others = _split_hosts(ctx.mesh, vs, index)
         if not matched and port != 80:
             continue

@@ -61,6 +61,20 @@ def varint(value: int) -> bytes:
 _SMALL = [bytes([n]) for n in range(0x80)]
 
 
+class _Lengths(dict[int, bytes]):
+    """Varints of lengths, memoized (`_LENGTHS[n]` costs a lookup; `varint(n)` a call): a template
+    encodes a length per nested message."""
+
+    def __missing__(self, length: int) -> bytes:
+        encoded = varint(length)
+        if length < 0x4000:
+            self[length] = encoded
+        return encoded
+
+
+_LENGTHS = _Lengths()
+
+
 def key(number: int, wire_type: int = _LEN) -> bytes:
     """A field's key (tag): field number and wire type."""
     return varint(number << 3 | wire_type)
@@ -137,7 +151,7 @@ class Template:
         if set(holes) != set(range(self.holes)):
             raise ValueError(f"{message.DESCRIPTOR.name} template: holes {sorted(holes)} are not 0..n-1")
         self.source = _source(parts, holes)
-        namespace: dict[str, Any] = {"_v": varint, "_r": _repeated}
+        namespace: dict[str, Any] = {"_v": varint, "_l": _LENGTHS, "_r": _repeated}
         exec(self.source, namespace)  # generated from byte literals only, see _source
         self.render: Callable[..., bytes] = namespace.pop("render")  # no cycle through its globals
 
@@ -164,7 +178,7 @@ def _expression(parts: tuple[bytes | _Hole | _Nested, ...], lines: list[str]) ->
             payload = _expression(part.parts, lines)
             local = f"n{len(lines)}"
             lines.append(f"    {local} = {payload}\n")
-            terms.append(f"{part.key!r} + _v(len({local})) + {local}")
+            terms.append(f"{part.key!r} + _l[len({local})] + {local}")
     return " + ".join(terms) or "b''"
 
 
@@ -172,7 +186,7 @@ def _hole_expression(hole_: _Hole) -> str:
     key_, i = hole_.key, hole_.index
     if hole_.kind is _Kind.REPEATED:
         return f"_r({key_!r}, v{i})"
-    value = f"_v(v{i})" if hole_.kind is _Kind.INTEGER else f"_v(len(s{i})) + s{i}"
+    value = f"_v(v{i})" if hole_.kind is _Kind.INTEGER else f"_l[len(s{i})] + s{i}"
     present = f"v{i}" if hole_.kind is _Kind.INTEGER else f"s{i}"
     return f"({key_!r} + {value} if {present} else b'')" if hole_.implicit else f"{key_!r} + {value}"
 

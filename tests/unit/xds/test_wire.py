@@ -128,7 +128,9 @@ def test_default_virtual_hosts_from_the_template_equal_the_built_ones() -> None:
             route.route.cluster,
             route.decorator.operation,
         )
-        assert rendered == vhost.SerializeToString(deterministic=True)
+        assert rendered == route_pb2.RouteConfiguration(virtual_hosts=[vhost]).SerializeToString(
+            deterministic=True
+        )
 
 
 @pytest.mark.parametrize(
@@ -212,3 +214,36 @@ def test_resource_built_from_bytes_parses_its_message_on_demand() -> None:
     assert resource.version == eager.version
     assert resource.any == eager.any
     assert resource.message == cla
+
+
+def test_response_bodies_equal_the_response_messages() -> None:
+    from envoy.config.core.v3 import base_pb2
+    from envoy.service.discovery.v3 import discovery_pb2
+
+    from pilotfish.server.ads import AdsServer
+    from pilotfish.xds.resources import TypeUrl
+
+    class _Plain(AdsServer):
+        def __init__(self) -> None:
+            self.control_plane = base_pb2.ControlPlane(identifier="pilotfish")
+
+    server = _Plain()
+    resources = [
+        Resource.encoded("a", endpoint_pb2.ClusterLoadAssignment, b"\n\x01a"),
+        Resource("b", endpoint_pb2.ClusterLoadAssignment(cluster_name="b" * 200)),
+    ]
+    sotw = discovery_pb2.DiscoveryResponse(
+        type_url=TypeUrl.ENDPOINT.value,
+        resources=[r.any for r in resources],
+        control_plane=server.control_plane,
+    )
+    assert server.sotw_body(TypeUrl.ENDPOINT, resources) == sotw.SerializeToString(deterministic=True)
+    versioned = [(r, f"{r.version}.1") for r in resources]
+    delta = discovery_pb2.DeltaDiscoveryResponse(
+        type_url=TypeUrl.ENDPOINT.value,
+        resources=[discovery_pb2.Resource(name=r.name, version=v, resource=r.any) for r, v in versioned],
+        removed_resources=["gone"],
+        control_plane=server.control_plane,
+    )
+    body = server.delta_body(TypeUrl.ENDPOINT, versioned, ["gone"])
+    assert body == delta.SerializeToString(deterministic=True)
