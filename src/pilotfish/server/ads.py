@@ -58,6 +58,7 @@ from pilotfish.server.protocol import (
     sotw_on_sent,
     sotw_version,
 )
+from pilotfish.xds import wire
 from pilotfish.xds.resources import (
     WILDCARD_TYPES,
     ProxyResources,
@@ -708,9 +709,9 @@ class DeltaStream(_Stream):
         sent = {r.name: r.version for r in send.resources}
         held.update(sent)
         system_version = held_version(held)
-        wire = [(r, delta_wire_version(r.version, r.name in send.resend, watch)) for r in send.resources]
-        key = (type_url, tuple((r.name, v) for r, v in wire), tuple(send.removed))
-        body = self.server.bodies.get(key, lambda: self.server.delta_body(type_url, wire, send.removed))
+        versioned = [(r, delta_wire_version(r.version, r.name in send.resend, watch)) for r in send.resources]
+        key = (type_url, tuple((r.name, v) for r, v in versioned), tuple(send.removed))
+        body = self.server.bodies.get(key, lambda: self.server.delta_body(type_url, versioned, send.removed))
         head = discovery_pb2.DeltaDiscoveryResponse(system_version_info=system_version, nonce=nonce)
         response = head.SerializeToString() + body
         summary = {
@@ -787,6 +788,20 @@ def held_version(held: Mapping[str, str]) -> str:
     return pairs_version(sorted(held.items()))
 
 
+_SOTW_RESOURCES = wire.key(discovery_pb2.DiscoveryResponse.RESOURCES_FIELD_NUMBER)
+_DELTA_RESOURCES = discovery_pb2.DeltaDiscoveryResponse.RESOURCES_FIELD_NUMBER
+_RESOURCE = discovery_pb2.Resource
+
+
+def _delta_resource(resource: Resource, version: str) -> bytes:
+    """A delta `Resource` (version, the packed resource, name), encoded."""
+    return (
+        wire.field(_RESOURCE.VERSION_FIELD_NUMBER, version.encode())
+        + wire.field(_RESOURCE.RESOURCE_FIELD_NUMBER, resource.any_bytes)
+        + wire.field(_RESOURCE.NAME_FIELD_NUMBER, resource.name.encode())
+    )
+
+
 class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]
     """The servicer, and the registry of open streams that pushes go to."""
 
@@ -811,23 +826,25 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
         self._pusher: asyncio.Task[None] | None = None
 
     def sotw_body(self, type_url: TypeUrl, resources: Iterable[Resource]) -> bytes:
-        """Everything of a SotW response but its version and nonce, serialized."""
-        response = discovery_pb2.DiscoveryResponse(
-            type_url=type_url.value, resources=[r.any for r in resources], control_plane=self.control_plane
-        )
-        return bytes(response.SerializeToString())
+        """Everything of a SotW response but its version and nonce, encoded: the resources' `Any`
+        encodings (each built once per resource) one after the other, then type URL and control
+        plane (`xds.wire`: no response message is built, nothing is copied)."""
+        tag = _SOTW_RESOURCES
+        packed = b"".join(tag + wire.varint(len(r.any_bytes)) + r.any_bytes for r in resources)
+        tail = discovery_pb2.DiscoveryResponse(type_url=type_url.value, control_plane=self.control_plane)
+        return packed + bytes(tail.SerializeToString(deterministic=True))
 
     def delta_body(
-        self, type_url: TypeUrl, wire: Iterable[tuple[Resource, str]], removed: Iterable[str]
+        self, type_url: TypeUrl, resources: Iterable[tuple[Resource, str]], removed: Iterable[str]
     ) -> bytes:
-        """Everything of a delta response but its system version and nonce, serialized."""
-        response = discovery_pb2.DeltaDiscoveryResponse(
-            type_url=type_url.value,
-            resources=[discovery_pb2.Resource(name=r.name, version=v, resource=r.any) for r, v in wire],
-            removed_resources=removed,
-            control_plane=self.control_plane,
+        """Everything of a delta response but its system version and nonce, encoded (as `sotw_body`)."""
+        packed = b"".join(
+            wire.field(_DELTA_RESOURCES, _delta_resource(r, version)) for r, version in resources
         )
-        return bytes(response.SerializeToString())
+        tail = discovery_pb2.DeltaDiscoveryResponse(
+            type_url=type_url.value, removed_resources=removed, control_plane=self.control_plane
+        )
+        return packed + bytes(tail.SerializeToString(deterministic=True))
 
     async def StreamAggregatedResources(
         self,

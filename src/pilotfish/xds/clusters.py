@@ -18,7 +18,7 @@ from pilotfish.model.protocol import Protocol
 from pilotfish.model.proxy import Proxy
 from pilotfish.model.scope import destination_rule, scope_for, shape_key
 from pilotfish.model.service import Resolution, Service, ServicePort
-from pilotfish.xds import policy
+from pilotfish.xds import policy, wire
 from pilotfish.xds.endpoints import dns_load_assignment, inbound_targets, static_load_assignment
 from pilotfish.xds.protos import (
     ADS_SOURCE,
@@ -60,9 +60,29 @@ def _shared_outbound(
     key = ("cds", service.hostname, port.port, subset, rule.key if rule is not None else None)
     resource = mesh.memo.get(key)
     if resource is None:
-        cluster = build_outbound_cluster(mesh, service, port, subset, rule)
-        resource = mesh.memo[key] = Resource(cluster.name, cluster)
+        if rule is None and service.resolution is Resolution.CLIENT_SIDE_LB:
+            name = names.outbound_cluster_name(port.port, service.hostname, subset)
+            encoded = _plain_eds_template(mesh, port).render(name)
+            resource = Resource.encoded(name, cluster_pb2.Cluster, encoded)
+        else:
+            cluster = build_outbound_cluster(mesh, service, port, subset, rule)
+            resource = Resource(cluster.name, cluster)
+        mesh.memo[key] = resource
     return resource
+
+
+def _plain_eds_template(mesh: Mesh, port: ServicePort) -> wire.Template:
+    """An EDS cluster without DestinationRule differs from the next one (of the same protocol) only
+    in its name, which is also its EDS service name: `build_outbound_cluster`'s result with a hole
+    there, rendered per cluster (`xds.wire`; most clusters of a big mesh are such)."""
+
+    def build() -> wire.Template:
+        service = Service("template.invalid", "template", "", "", (port,))
+        cluster = build_outbound_cluster(mesh, service, port, "", None)
+        cluster.name = cluster.eds_cluster_config.service_name = wire.hole(0)
+        return wire.Template(cluster)
+
+    return mesh.cached(("cds-eds-template", port.protocol.is_http2), build)
 
 
 def build_outbound_cluster(

@@ -7,7 +7,7 @@ once per mesh snapshot and shared by every proxy that has the cluster.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pilotfish.config import istio
 from pilotfish.config.objects import ConfigObject
@@ -17,10 +17,12 @@ from pilotfish.model.protocol import Protocol
 from pilotfish.model.proxy import Proxy
 from pilotfish.model.scope import destination_rule, labels_match, scope_for, shape_key
 from pilotfish.model.service import Endpoint, Resolution, Service, ServicePort
+from pilotfish.xds import wire
 from pilotfish.xds.protos import (
     endpoint_components_pb2,
     endpoint_pb2,
     socket_address,
+    u32,
 )
 from pilotfish.xds.resources import Resource
 
@@ -63,43 +65,82 @@ def _shared_cla(
     resource = mesh.memo.get(key)
     if resource is None:
         endpoints = _select(mesh.endpoints_of(service.hostname, port.port), labels)
-        resource = mesh.memo[key] = Resource(name, load_assignment(name, endpoints))
+        encoded = load_assignment_bytes(name, endpoints)
+        resource = mesh.memo[key] = Resource.encoded(name, endpoint_pb2.ClusterLoadAssignment, encoded)
     return resource
 
 
 def _select(endpoints: tuple[Endpoint, ...], labels: Mapping[str, str] | None) -> list[Endpoint]:
     """Ready endpoints whose labels include the subset's labels (1.3 sends only ready addresses)."""
-    return [e for e in endpoints if e.ready and (labels is None or labels_match(labels, e.labels))]
+    if labels is None:
+        return [e for e in endpoints if e.ready]
+    return [e for e in endpoints if e.ready and labels_match(labels, e.labels)]
 
 
 def load_assignment(cluster_name: str, endpoints: list[Endpoint]) -> endpoint_pb2.ClusterLoadAssignment:
     """One locality group holding every endpoint, weight 1 each (1.3 shape)."""
-    cla = endpoint_pb2.ClusterLoadAssignment(cluster_name=cluster_name)
+    return endpoint_pb2.ClusterLoadAssignment.FromString(load_assignment_bytes(cluster_name, endpoints))
+
+
+_CLA = endpoint_pb2.ClusterLoadAssignment
+_GROUP = endpoint_components_pb2.LocalityLbEndpoints
+
+
+def load_assignment_bytes(cluster_name: str, endpoints: list[Endpoint]) -> bytes:
+    """`load_assignment`'s canonical encoding, built as bytes (`xds.wire`): a big mesh has a load
+    assignment per service port and subset, and building each as a message costs ten times more."""
+    if len(endpoints) == 1 and endpoints[0].workload:  # the usual one-pod service: one template
+        ep = endpoints[0]
+        return _ONE_POD.render(cluster_name, ep.address, ep.port, f"kubernetes://{ep.workload}", ep.weight)
+    name = wire.field(_CLA.CLUSTER_NAME_FIELD_NUMBER, cluster_name.encode())
     if not endpoints:
-        return cla
-    group = cla.endpoints.add()
-    add = group.lb_endpoints.add
-    for ep in endpoints:
-        lb = add()
-        if ep.workload:
-            lb.CopyFrom(_POD_ENDPOINT)  # copying the nested metadata beats building it
-            lb.metadata.filter_metadata["istio"].fields["uid"].string_value = f"kubernetes://{ep.workload}"
-        address = lb.endpoint.address.socket_address
-        address.address = ep.address
-        address.port_value = ep.port
-        lb.load_balancing_weight.value = ep.weight
-    group.load_balancing_weight.value = sum(ep.weight for ep in endpoints)
-    return cla
+        return name
+    group = [wire.field(_GROUP.LB_ENDPOINTS_FIELD_NUMBER, _lb_endpoint(ep)) for ep in endpoints]
+    group.append(_GROUP_WEIGHT.render(sum(ep.weight for ep in endpoints)))
+    return name + wire.field(_CLA.ENDPOINTS_FIELD_NUMBER, b"".join(group))
 
 
-def _pod_endpoint() -> endpoint_components_pb2.LbEndpoint:
+def _lb_endpoint(ep: Endpoint) -> bytes:
+    if ep.workload:
+        return _POD_ENDPOINT.render(ep.address, ep.port, f"kubernetes://{ep.workload}", ep.weight)
+    return _PLAIN_ENDPOINT.render(ep.address, ep.port, ep.weight)
+
+
+def lb_endpoint_message(
+    address: str, port: int, uid: str | None, weight: int
+) -> endpoint_components_pb2.LbEndpoint:
+    """One endpoint as the message (the templates below are this with holes): a pod's carries its
+    `istio` metadata uid (`kubernetes://<pod>.<namespace>`)."""
     lb = endpoint_components_pb2.LbEndpoint()
-    lb.metadata.filter_metadata["istio"].fields["uid"].string_value = ""
+    if uid is not None:
+        lb.metadata.filter_metadata["istio"].fields["uid"].string_value = uid
+    address_ = lb.endpoint.address.socket_address
+    address_.address = address
+    address_.port_value = port
+    lb.load_balancing_weight.value = weight
     return lb
 
 
-_POD_ENDPOINT = _pod_endpoint()
-"""The skeleton of a pod's endpoint (never mutated)."""
+_POD_ENDPOINT = wire.Template(
+    lb_endpoint_message(wire.hole(0), wire.int_hole(1), wire.hole(2), wire.int_hole(3))
+)
+_PLAIN_ENDPOINT = wire.Template(lb_endpoint_message(wire.hole(0), wire.int_hole(1), None, wire.int_hole(2)))
+_GROUP_WEIGHT = wire.Template(_GROUP(load_balancing_weight=u32(wire.int_hole(0))))
+"""Encodings of an endpoint (and of a group's weight, which follows its endpoints) with holes."""
+_ONE_POD = wire.Template(
+    _CLA(
+        cluster_name=wire.hole(0),
+        endpoints=[
+            _GROUP(
+                lb_endpoints=[
+                    lb_endpoint_message(wire.hole(1), wire.int_hole(2), wire.hole(3), wire.int_hole(4))
+                ],
+                load_balancing_weight=u32(wire.int_hole(4)),
+            )
+        ],
+    )
+)
+"""A load assignment of one pod: name, then the pod's address, port, uid and weight."""
 
 
 def static_load_assignment(cluster_name: str, address: str, port: int) -> endpoint_pb2.ClusterLoadAssignment:
@@ -122,9 +163,9 @@ def dns_load_assignment(
 # --- inbound ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class InboundTarget:
-    """A service port this pod serves, and the pod port it arrives on."""
+class InboundTarget(NamedTuple):
+    """A service port this pod serves, and the pod port it arrives on (a tuple: the index holds
+    one per endpoint of the mesh)."""
 
     service: Service
     port: ServicePort

@@ -109,6 +109,7 @@ INVALIDATED_BY: dict[str, frozenset[str]] = {
     "dr": frozenset(),
     "special": frozenset(),
     "cds-template": frozenset(),
+    "cds-eds-template": frozenset(),
     "hcm-template": frozenset(),
     "access-logs": frozenset(),
     "cds-inbound": frozenset(),

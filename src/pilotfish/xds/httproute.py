@@ -76,14 +76,27 @@ class RouteContext:
 def default_route(ctx: RouteContext, hostname: str, port: int, route: Route | None = None) -> Route:
     """The route of a service no VirtualService covers: everything to its default cluster. Built
     into `route` when given (an empty route already in its virtual host: not copied again)."""
+    route = plain_default_route(
+        ctx.modern, names.outbound_cluster_name(port, hostname), f"{hostname}:{port}/*", route
+    )
+    _hash_policy(ctx, route.route, hostname, "")
+    return route
+
+
+def plain_default_route(modern: bool, cluster: str, operation: str, route: Route | None = None) -> Route:
+    """A default route without hash policy (`has_plain_default_route`): the profile's template with
+    its cluster and decorator (`xds.routes` also builds its encoding template from this)."""
     if route is None:
         route = Route()
-    route.CopyFrom(_DEFAULT_ROUTES[ctx.modern])
-    action = route.route
-    action.cluster = names.outbound_cluster_name(port, hostname)
-    _hash_policy(ctx, action, hostname, "")
-    route.decorator.operation = f"{hostname}:{port}/*"
+    route.CopyFrom(_DEFAULT_ROUTES[modern])
+    route.route.cluster = cluster
+    route.decorator.operation = operation
     return route
+
+
+def has_plain_default_route(ctx: RouteContext, hostname: str) -> bool:
+    """Whether `hostname`'s default route is a `plain_default_route` (no consistent hash applies)."""
+    return _consistent_hash_for(ctx, hostname, "") is None
 
 
 def _default_route_template(modern: bool) -> Route:
@@ -350,14 +363,7 @@ def _set_retry_policy(
 
 def _hash_policy(ctx: RouteContext, action: route_components_pb2.RouteAction, host: str, subset: str) -> None:
     """Consistent-hash DestinationRules need a matching route `hash_policy`."""
-    service = ctx.mesh.service(host)
-    if service is None:
-        return
-    rule = destination_rule(ctx.mesh, ctx.proxy, service)
-    if rule is None:
-        return
-    spec: istio.DestinationRuleSpec = rule.spec
-    lb = _consistent_hash(spec, subset)
+    lb = _consistent_hash_for(ctx, host, subset)
     if lb is None:
         return
     policy = action.hash_policy.add()
@@ -372,6 +378,20 @@ def _hash_policy(ctx: RouteContext, action: route_components_pb2.RouteAction, ho
         policy.connection_properties.source_ip = True
     elif lb.http_query_parameter_name is not None:
         policy.query_parameter.name = lb.http_query_parameter_name
+
+
+def _consistent_hash_for(ctx: RouteContext, host: str, subset: str) -> istio.ConsistentHash | None:
+    """The consistent hash the DestinationRule of `host` asks for (for `subset`), if any."""
+    if not ctx.mesh.destination_rules:
+        return None
+    service = ctx.mesh.service(host)
+    if service is None:
+        return None
+    rule = destination_rule(ctx.mesh, ctx.proxy, service)
+    if rule is None:
+        return None
+    spec: istio.DestinationRuleSpec = rule.spec
+    return _consistent_hash(spec, subset)
 
 
 def _consistent_hash(spec: istio.DestinationRuleSpec, subset: str) -> istio.ConsistentHash | None:

@@ -23,6 +23,8 @@ from typing import Any, Protocol
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
+from pilotfish.xds import wire
+
 
 class TypeUrl(enum.StrEnum):
     CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
@@ -53,50 +55,89 @@ WILDCARD_TYPES: frozenset[TypeUrl] = frozenset({TypeUrl.CLUSTER, TypeUrl.LISTENE
 
 
 class Resource:
-    """One named xDS resource. Treat as immutable: the message must not be mutated after creation."""
+    """One named xDS resource. Treat as immutable: the message must not be mutated after creation.
 
-    __slots__ = ("_any", "_version", "message", "name")
+    Built from a message (`Resource(name, message)`), or from its canonical encoding
+    (`Resource.encoded`, what `xds.wire` builds for the bulk of a big mesh): then the message is
+    parsed only when something reads it (debug views, the CLI), and a push never needs it.
+    """
+
+    __slots__ = ("_any", "_message", "_type", "_value", "_version", "name")
 
     def __init__(self, name: str, message: Message) -> None:
         self.name = name
-        self.message = message
-        self._any: any_pb2.Any | None = None
+        self._message: Message | None = message
+        self._type: type[Message] = type(message)
+        self._value: bytes | None = None
+        self._any: bytes | None = None
         self._version: str | None = None
+
+    @classmethod
+    def encoded(cls, name: str, message_type: type[Message], value: bytes) -> Resource:
+        """A resource given as the canonical (deterministic) encoding of a `message_type`."""
+        resource = cls.__new__(cls)
+        resource.name = name
+        resource._message = None
+        resource._type = message_type
+        resource._value = value
+        resource._any = None
+        resource._version = None
+        return resource
+
+    @property
+    def message(self) -> Message:
+        if self._message is None:
+            assert self._value is not None
+            self._message = self._type.FromString(self._value)
+        return self._message
+
+    @property
+    def value(self) -> bytes:
+        """The message's deterministic encoding (computed once)."""
+        if self._value is None:
+            assert self._message is not None
+            self._value = self._message.SerializeToString(deterministic=True)
+        return self._value
+
+    @property
+    def any_bytes(self) -> bytes:
+        """The message packed as `google.protobuf.Any`, encoded (once): what responses carry."""
+        if self._any is None:
+            value = self.value
+            self._any = _any_head(self._type) + wire.varint(len(value)) + value
+        return self._any
 
     @property
     def any(self) -> any_pb2.Any:
-        """The message packed as `google.protobuf.Any` (serialized deterministically, once)."""
-        if self._any is None:
-            message = self.message
-            self._any = any_pb2.Any(
-                type_url=_type_url(type(message)), value=message.SerializeToString(deterministic=True)
-            )
-        return self._any
+        """The message packed as `google.protobuf.Any`."""
+        return any_pb2.Any.FromString(self.any_bytes)
 
     @property
     def version(self) -> str:
         """A content hash: equal bytes give equal versions, across proxies and mesh versions."""
         if self._version is None:
-            self._version = hashlib.blake2b(self.any.value, digest_size=8).hexdigest()
+            self._version = hashlib.blake2b(self.value, digest_size=8).hexdigest()
         return self._version
 
     @property
     def size(self) -> int:
-        return len(self.any.value)
+        return len(self.value)
 
     def __repr__(self) -> str:
-        return f"Resource({self.name!r}, {self.message.DESCRIPTOR.name})"
+        return f"Resource({self.name!r}, {self._type.DESCRIPTOR.name})"
 
 
-_TYPE_URLS: dict[type, str] = {}
-"""Message class -> its `Any` type URL (a memo: the descriptor lookup costs more than the packing)."""
+_ANY_HEADS: dict[type, bytes] = {}
+"""Message class -> the start of its `Any` encoding: the type URL field and the value's key (a memo:
+the descriptor lookup costs more than the packing)."""
 
 
-def _type_url(message_type: type[Message]) -> str:
-    url = _TYPE_URLS.get(message_type)
-    if url is None:
-        url = _TYPE_URLS[message_type] = "type.googleapis.com/" + message_type.DESCRIPTOR.full_name
-    return url
+def _any_head(message_type: type[Message]) -> bytes:
+    head = _ANY_HEADS.get(message_type)
+    if head is None:
+        url = "type.googleapis.com/" + message_type.DESCRIPTOR.full_name
+        head = _ANY_HEADS[message_type] = wire.field(1, url.encode()) + wire.key(2)
+    return head
 
 
 class Versioned(Protocol):
@@ -200,7 +241,7 @@ class ResourceSet:
             return
         self.content_version()
         for resource in self.own if self.base is not None else self.by_name.values():
-            resource.any  # noqa: B018  (serializes once, cached on the resource)
+            resource.any_bytes  # noqa: B018  (serializes once, cached on the resource)
         self._derived["prepared"] = True
 
     def subset(self, names: Iterable[str]) -> list[Resource]:

@@ -9,9 +9,8 @@ REGISTRY_ONLY).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import lru_cache, partial
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 from pilotfish.config.meshconfig import Profile
 from pilotfish.config.objects import ConfigObject
@@ -20,7 +19,14 @@ from pilotfish.model.mesh import Mesh
 from pilotfish.model.proxy import Proxy
 from pilotfish.model.scope import scope_for, shape_key, vs_hosts
 from pilotfish.model.service import Service
-from pilotfish.xds.httproute import RouteContext, default_route, translate_virtual_service
+from pilotfish.xds import wire
+from pilotfish.xds.httproute import (
+    RouteContext,
+    default_route,
+    has_plain_default_route,
+    plain_default_route,
+    translate_virtual_service,
+)
 from pilotfish.xds.outbound import Kind, OutboundListener, outbound_plan
 from pilotfish.xds.protos import ZERO, route_components_pb2, route_pb2
 from pilotfish.xds.resources import Resource
@@ -28,11 +34,10 @@ from pilotfish.xds.resources import Resource
 VirtualHost: TypeAlias = route_components_pb2.VirtualHost
 
 
-@dataclass(frozen=True, slots=True)
-class _VHost:
-    """A virtual host before it is added to its RouteConfiguration: VirtualService routes (shared,
-    copied in), or none and the service's default route, built in place (most of a sidecar's
-    virtual hosts, so they are not built twice)."""
+class _VHost(NamedTuple):
+    """A virtual host before it is encoded into its RouteConfiguration: VirtualService routes
+    (shared, encoded once), or none and the service's default route (most of a sidecar's virtual
+    hosts; a tuple: a thousand are made per route configuration)."""
 
     name: str
     domains: list[str]
@@ -51,42 +56,101 @@ def sidecar_routes(mesh: Mesh, proxy: Proxy) -> list[Resource]:
 
 
 def _resource(mesh: Mesh, proxy: Proxy, listener: OutboundListener) -> Resource:
-    config = build_route_config(mesh, proxy, listener)
-    return Resource(config.name, config)
+    encoded = route_config_bytes(mesh, proxy, listener)
+    return Resource.encoded(listener.route_name, route_pb2.RouteConfiguration, encoded)
 
 
 def build_route_config(mesh: Mesh, proxy: Proxy, listener: OutboundListener) -> route_pb2.RouteConfiguration:
-    config = route_pb2.RouteConfiguration(name=listener.route_name)
-    config.validate_clusters.value = False
-    if mesh.profile is Profile.MODERN:
-        # Modern domains carry no port; Envoy must drop the Host header's port to match them.
-        config.ignore_port_in_host_matching = True
+    return route_pb2.RouteConfiguration.FromString(route_config_bytes(mesh, proxy, listener))
+
+
+def route_config_bytes(mesh: Mesh, proxy: Proxy, listener: OutboundListener) -> bytes:
+    """The route configuration's canonical encoding, assembled from encoded virtual hosts
+    (`xds.wire`): a sidecar's biggest resource, a virtual host per service of the port, and most of
+    them a default route from a template; a VirtualService's routes are serialized once."""
+    modern = mesh.profile is Profile.MODERN
     ctx = RouteContext(mesh, proxy, frozenset({names.MESH_GATEWAY}), listener.port)
     vhosts = _virtual_hosts(ctx, listener)
     sniffed = listener.route_name != names.outbound_http_route_name(listener.port)
     if sniffed:
         wanted = listener.services[0].hostname
         vhosts = [v for v in vhosts if wanted in v.domains] or vhosts
+    parts = [wire.field(_CONFIG.NAME_FIELD_NUMBER, listener.route_name.encode())]
+    encoded_routes: dict[int, bytes] = {}  # a VirtualService's routes, by list: one per VS, many hosts
+    port = listener.port
     for vhost in vhosts:
-        added = config.virtual_hosts.add(name=vhost.name, domains=vhost.domains)
-        if vhost.default_for:
-            default_route(ctx, vhost.default_for, listener.port, added.routes.add())
+        hostname = vhost.default_for
+        if hostname and has_plain_default_route(ctx, hostname):
+            cluster, operation = names.outbound_cluster_name(port, hostname), f"{hostname}:{port}/*"
+            parts.append(_DEFAULT_VHOSTS[modern].render(vhost.name, vhost.domains, cluster, operation))
         else:
-            added.routes.extend(vhost.routes)
+            if hostname:
+                routes = _encoded_routes([default_route(ctx, hostname, port)])
+            else:
+                routes = encoded_routes.get(id(vhost.routes), b"")
+                if not routes:
+                    routes = encoded_routes[id(vhost.routes)] = _encoded_routes(vhost.routes)
+            encoded = _VHOST_HEAD.render(vhost.name, vhost.domains) + routes
+            parts.append(wire.field(_CONFIG.VIRTUAL_HOSTS_FIELD_NUMBER, encoded))
     if not sniffed:
-        config.virtual_hosts.append(_catch_all(mesh, proxy))
-    return config
+        catch_all = _catch_all(mesh, proxy).SerializeToString(deterministic=True)
+        parts.append(wire.field(_CONFIG.VIRTUAL_HOSTS_FIELD_NUMBER, catch_all))
+    parts.append(_CONFIG_TAIL[modern])
+    return b"".join(parts)
+
+
+def _encoded_routes(routes: list[route_components_pb2.Route]) -> bytes:
+    tag = _VHOST.ROUTES_FIELD_NUMBER
+    return b"".join(wire.field(tag, route.SerializeToString(deterministic=True)) for route in routes)
+
+
+def _config_tail(modern: bool) -> bytes:
+    """What a route configuration has after its virtual hosts (clusters not validated: a route may
+    name a cluster before CDS has it; modern domains carry no port, so Envoy must drop the Host
+    header's port to match them)."""
+    config = route_pb2.RouteConfiguration()
+    config.validate_clusters.value = False
+    if modern:
+        config.ignore_port_in_host_matching = True
+    head, tail = wire.around(config, _CONFIG.VIRTUAL_HOSTS_FIELD_NUMBER)
+    assert not head, "a route configuration's name is its only field before its virtual hosts"
+    return tail
+
+
+_CONFIG = route_pb2.RouteConfiguration
+_VHOST = route_components_pb2.VirtualHost
+_CONFIG_TAIL = {modern: _config_tail(modern) for modern in (False, True)}
+_VHOST_HEAD = wire.Template(_VHOST(name=wire.hole(0), domains=[wire.hole(1)]))
+"""A virtual host's name and domains: its routes (field 3, the last it has) follow."""
+_DEFAULT_VHOSTS = {
+    modern: wire.Template(
+        _CONFIG(
+            virtual_hosts=[
+                _VHOST(
+                    name=wire.hole(0),
+                    domains=[wire.hole(1)],
+                    routes=[plain_default_route(modern, wire.hole(2), wire.hole(3))],
+                )
+            ]
+        )
+    )
+    for modern in (False, True)
+}
+"""Most virtual hosts of a sidecar: a service's name and domains, and its plain default route
+(cluster, decorator); as the `virtual_hosts` field element of a route configuration (a message
+with one element of a repeated field encodes as that element)."""
 
 
 def _virtual_hosts(ctx: RouteContext, listener: OutboundListener) -> list[_VHost]:
     port = listener.port
     services = list(_http_services(ctx.mesh, listener))
-    index = _HostIndex(services)
     covered: set[str] = set()
     vhosts: dict[str, _VHost] = {}
     egress = listener.egress
     virtual_services = egress.virtual_services if egress is not None else ()
+    index = _HostIndex(services) if virtual_services else None
     for vs in sorted(virtual_services, key=lambda v: v.order):
+        assert index is not None
         matched, others = _split_hosts(ctx.mesh, vs, index)
         if not matched and port != 80:
             continue
@@ -194,8 +258,10 @@ def _domains_13(service: Service, port: int, dns_domain: str) -> list[str]:
     """Istio 1.3 `generateVirtualHostDomains`: the host, its short forms relative to the proxy's
     domain (shared label suffix), each with and without the port, then the cluster IP."""
     host = service.hostname
-    names_ = [host, *alt_hosts_13(host, dns_domain)]
-    domains = [d for name in names_ for d in (name, f"{name}:{port}")]
+    suffix = f":{port}"
+    domains = [host, host + suffix]
+    for name in alt_hosts_13(host, dns_domain):
+        domains += (name, name + suffix)
     if service.is_headless:
         domains += [f"*.{d}" for d in domains]
     if service.has_vip and "/" not in service.address:
@@ -213,25 +279,25 @@ def alt_hosts_13(host: str, dns_domain: str) -> list[str]:
         if count > host_labels:
             continue
         if count == host_labels:
-            if host == suffix:
+            if host == suffix[1:]:
                 return []
             continue
-        if host.endswith(suffix) and host[-len(suffix) - 1] == ".":
-            uniq = host[: -len(suffix) - 1]
-            return [uniq, *(uniq + "." + prefix for prefix in prefixes)]
+        if host.endswith(suffix):
+            uniq = host[: -len(suffix)]
+            return [uniq, *[uniq + prefix for prefix in prefixes]]
     return []
 
 
 @lru_cache(maxsize=256)
 def _domain_suffixes(dns_domain: str) -> tuple[tuple[int, str, tuple[str, ...]], ...]:
-    """For each label count k, longest first: k, the domain's last k labels, and those labels'
-    joined prefixes (k-1 labels down to 1)."""
+    """For each label count k, longest first: k, the domain's last k labels with a leading dot,
+    and those labels' joined prefixes (k-1 labels down to 1), each with a leading dot."""
     labels = dns_domain.split(".")
     table = []
     for count in range(len(labels), 0, -1):
         shared = labels[-count:]
-        prefixes = tuple(".".join(shared[:end]) for end in range(count - 1, 0, -1))
-        table.append((count, ".".join(shared), prefixes))
+        prefixes = tuple("." + ".".join(shared[:end]) for end in range(count - 1, 0, -1))
+        table.append((count, "." + ".".join(shared), prefixes))
     return tuple(table)
 
 
