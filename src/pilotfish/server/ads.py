@@ -72,8 +72,11 @@ log = logging.getLogger("pilotfish.ads")
 
 MAX_RECEIVE_BYTES = 4 * 1024 * 1024
 """Istio's gRPC receive limit (a delta reconnect with very many names can exceed it; see A2/E)."""
-PUSH_WINDOW = 8
-"""Streams a push round works on at once (see `AdsServer._push_round`)."""
+PUSH_WINDOW = 100
+"""Streams a push round works on at once (see `AdsServer._push_round`); Istio's concurrent push
+limit (`PILOT_PUSH_THROTTLE`) defaults to 100 as well. A window of 8 cost an endpoint push to 100
+proxies ~50 ms more at p99 (bench convergence tier): each stream's write completes only after a
+round trip through gRPC's poller, and a small window serialises those waits."""
 DEFAULT_MAX_SEND_BYTES = 32 * 1024 * 1024
 """Our send limit: above Istio's 10 MB "strain" mark, below its 40 MB upper bound. Larger responses
 are reported (log, metric, syncz) instead of being sent and failing the stream."""
@@ -885,11 +888,10 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
     def push_all(self, push: PushRequest) -> int:
         """Move every stream to the current mesh; each pushes only what changed for it.
 
-        Streams are pushed by a single pusher task, a few at a time (Istio: a bounded number of
-        pushes in flight): generating a proxy's config is CPU work on this loop, and pushing streams
-        a few at a time lets each proxy get its config as soon as it is built, with ACKs handled in
-        between, instead of every proxy waiting until all have been generated. A newer push
-        restarts the round.
+        Streams are pushed by a single pusher task, `PUSH_WINDOW` at a time (Istio: a bounded
+        number of pushes in flight): generating a proxy's config is CPU work on this loop, and a
+        bounded window lets ACKs be handled between batches instead of after every proxy has been
+        generated. A newer push restarts the round.
         """
         self._latest = push
         self._wake.set()
@@ -912,9 +914,9 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
         """Ask every stream to move to `push`, at most `PUSH_WINDOW` at a time; False when a newer
         push arrived first (the streams asked so far finish on their own; the rest get the newer).
 
-        A small window keeps the property of pushing one stream after another (each proxy gets its
-        config as soon as it is built, ACKs are handled in between) while the loop has other
-        streams' work to do when one waits for its write to complete.
+        Each stream still sends as soon as its own config is built (its write starts before it
+        waits), so a wide window does not make a proxy wait for the others' generation; it only
+        keeps many writes' completions in flight at once.
         """
         in_flight: dict[asyncio.Future[None], _Stream] = {}
         for stream in list(self.streams.values()):
