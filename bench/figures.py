@@ -110,3 +110,26 @@ def time_ms(
         operation()
         samples.append((time.process_time() - start) * 1000)
     return statistics.median(samples)
+
+
+def time_pair_ms(
+    operation: Callable[[], object],
+    baseline: Callable[[], object],
+    setup: Callable[[], object] = lambda: None,
+    repeat: int = 5,
+    budget_s: float = 5.0,
+) -> tuple[float, float]:
+    """Median CPU times in ms of `operation` and `baseline`, run alternately (as `time_ms` runs
+    one): the speed of a shared box drifts by up to 2x over seconds, so a ratio of two figures
+    timed one after the other says more about the box than about the code; timed in turns, both
+    see the same box. `setup` runs untimed before each run of `operation`."""
+    samples: tuple[list[float], list[float]] = ([], [])
+    deadline = time.perf_counter() + budget_s
+    while len(samples[0]) < repeat and (not samples[0] or time.perf_counter() < deadline):
+        for timed, prepare in ((operation, setup), (baseline, lambda: None)):
+            prepare()
+            gc.collect()
+            start = time.process_time()
+            timed()
+            samples[timed is baseline].append((time.process_time() - start) * 1000)
+    return statistics.median(samples[0]), statistics.median(samples[1])
