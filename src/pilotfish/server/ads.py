@@ -499,6 +499,20 @@ class _Stream:
         if verdict in (Verdict.ACK, Verdict.NACK, Verdict.RESUBSCRIBE, Verdict.UNSUBSCRIBE):
             self._check_converged()
 
+    def _recorded(
+        self, type_url: str, decision: Decision, fields: dict[str, object], error: ErrorDetail | None
+    ) -> ProxyResources | None:
+        """Record a request's verdict (both flavours); the snapshot to answer it from, or None when
+        it needs no answer (or asks for a type we do not serve, which is logged)."""
+        if error is not None:
+            fields.update(code=error.code, message=error.message)
+        self._record(type_url, decision, fields)
+        if type_url not in SUPPORTED:
+            if decision.respond:
+                log_event(logging.WARNING, type_url, "UNSUPPORTED", **self._fields())
+            return None
+        return self.snapshot if decision.respond else None
+
     def _started_push(self, push: PushRequest, sent: bool) -> None:
         if not sent:
             return
@@ -554,15 +568,9 @@ class SotwStream(_Stream):
         fields: dict[str, object] = {"version": req.version_info, "nonce": req.response_nonce}
         if decision.added or decision.removed or decision.verdict is Verdict.INIT:
             fields["names"] = len(watch.names)
-        if req.error is not None:
-            fields.update(code=req.error.code, message=req.error.message)
-        self._record(type_url, decision, fields)
-        if type_url not in SUPPORTED:
-            if decision.respond:
-                log_event(logging.WARNING, type_url, "UNSUPPORTED", **self._fields())
-            return
-        if decision.respond and self.snapshot is not None:
-            await self._respond(TypeUrl(type_url), self.snapshot, reason=decision.verdict.value.lower())
+        snapshot = self._recorded(type_url, decision, fields, req.error)
+        if snapshot is not None:
+            await self._respond(TypeUrl(type_url), snapshot, reason=decision.verdict.value.lower())
 
     async def _respond(self, type_url: TypeUrl, resources: ProxyResources, reason: str) -> None:
         """Answer a request for one type from the stream's snapshot (plus EDS if CDS changed clusters)."""
@@ -655,15 +663,9 @@ class DeltaStream(_Stream):
             fields["unsubscribe"] = len(req.unsubscribe)
         if req.initial_resource_versions:
             fields["initial"] = len(req.initial_resource_versions)
-        if req.error is not None:
-            fields.update(code=req.error.code, message=req.error.message)
-        self._record(type_url, decision, fields)
-        if type_url not in SUPPORTED:
-            if decision.respond:
-                log_event(logging.WARNING, type_url, "UNSUPPORTED", **self._fields())
-            return
-        if decision.respond and self.snapshot is not None:
-            await self._respond(TypeUrl(type_url), self.snapshot, decision)
+        snapshot = self._recorded(type_url, decision, fields, req.error)
+        if snapshot is not None:
+            await self._respond(TypeUrl(type_url), snapshot, decision)
 
     async def _respond(self, type_url: TypeUrl, resources: ProxyResources, decision: Decision) -> None:
         assert self.status is not None
