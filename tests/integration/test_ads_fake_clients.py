@@ -244,6 +244,33 @@ async def test_sotw_route_change_pushes_only_routers(h: Harness) -> None:
     await sidecar.close()
 
 
+async def test_stream_moves_to_a_mesh_version_only_once_its_sends_are_recorded(h: Harness) -> None:
+    """While a push's write is in flight the watches still hold the previous ACKs: the stream must
+    not show the new mesh version yet, or syncz/proxy-status readers (and `converge` in the e2e
+    tests) would take the proxy for SYNCED with a config it was not even sent."""
+    c, _ = await sotw_synced(h)
+    (stream,) = h.ads.streams.values()
+    status = stream.status
+    assert status is not None and status.status(RDS) is SyncStatus.SYNCED
+    old = status.mesh_version
+    entered, release = asyncio.Event(), asyncio.Event()
+    write = stream._write
+
+    async def held_write(type_url: str, response: bytes, summary: dict[str, object]) -> bool:
+        entered.set()
+        await release.wait()
+        return await write(type_url, response, summary)
+
+    stream._write = held_write  # type: ignore[method-assign]
+    h.set_spec(spec(route_to="b"))
+    await asyncio.wait_for(entered.wait(), 5)
+    assert status.mesh_version == old, "the stream claims the new mesh while its write is in flight"
+    release.set()
+    await c.recv()
+    assert h.cache.mesh is not None and status.mesh_version == h.cache.mesh.version
+    await c.close()
+
+
 async def test_unknown_proxy_is_logged_and_served(h: Harness, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "pilotfish.ads")
     c = await SotwClient(h.channel, "sidecar~10.0.0.9~unknown-1.default~default.svc.cluster.local").open()

@@ -429,8 +429,10 @@ class _Stream:
                 " minimal config of an unknown proxy",
             )
 
-    async def _refresh(self) -> ProxyResources | None:
-        """Re-resolve the proxy against the current mesh and return what it should have now."""
+    async def _refresh(self) -> tuple[ProxyResources, str] | None:
+        """Re-resolve the proxy against the current mesh: what it should have now, and the mesh
+        version that is from (the stream moves to it only once those sends are recorded, see
+        `_started_push`)."""
         assert self.status is not None
         if self.cache.mesh is None:
             return None
@@ -443,8 +445,7 @@ class _Stream:
         if proxy != self.status.proxy:
             self.status.proxy = proxy
             self._warn_unknown(proxy)
-        self.status.mesh_version = self.cache.mesh.version
-        return self.cache.resources_for(proxy)
+        return self.cache.resources_for(proxy), self.cache.mesh.version
 
     # sending ---------------------------------------------------------------------------------------
 
@@ -513,7 +514,13 @@ class _Stream:
             return None
         return self.snapshot if decision.respond else None
 
-    def _started_push(self, push: PushRequest, sent: bool) -> None:
+    def _started_push(self, push: PushRequest, sent: bool, mesh_version: str) -> None:
+        """The push's sends are recorded in the watches: the stream stands at `mesh_version` now.
+        Not earlier: while a write was in flight the watches still showed the previous ACKs, and
+        a stream showing the new mesh version with every type SYNCED would tell syncz and
+        proxy-status readers that the proxy has a config it was not even sent yet."""
+        assert self.status is not None
+        self.status.mesh_version = mesh_version
         if not sent:
             return
         self.metrics.convergence.observe(max(0.0, time.monotonic() - push.trigger_time))
@@ -622,14 +629,15 @@ class SotwStream(_Stream):
         return True
 
     async def push(self, push: PushRequest) -> None:
-        new = await self._refresh()
-        if new is None:
+        refreshed = await self._refresh()
+        if refreshed is None:
             return
+        new, mesh_version = refreshed
         self.snapshot = new
         sent = False
         for send in plan_sotw_push(self.status.watches if self.status else {}, new, self.held_clusters):
             sent = await self._send(send) or sent
-        self._started_push(push, sent)
+        self._started_push(push, sent, mesh_version)
 
 
 class DeltaStream(_Stream):
@@ -741,9 +749,10 @@ class DeltaStream(_Stream):
         return True
 
     async def push(self, push: PushRequest) -> None:
-        new = await self._refresh()
-        if new is None:
+        refreshed = await self._refresh()
+        if refreshed is None:
             return
+        new, mesh_version = refreshed
         self.snapshot = new
         sent = False
         assert self.status is not None
@@ -754,7 +763,7 @@ class DeltaStream(_Stream):
             watch = self.status.watches[type_url]
             assert isinstance(watch, DeltaWatch)
             self._planned[type_url] = _Planned(watch, new.of(TypeUrl(type_url)).versions())
-        self._started_push(push, sent)
+        self._started_push(push, sent, mesh_version)
 
     def _maybe_changed(self, new: ProxyResources) -> dict[str, SotwWatch | DeltaWatch]:
         """The watches a push must plan for: not those whose client holdings and resources are the
